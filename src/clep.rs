@@ -1,0 +1,1 @@
+//! CLEP channel hash (SPEC §7). Placeholder: being written.

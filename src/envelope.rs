@@ -1,0 +1,1 @@
+//! Region-scope envelope (SPEC §6). Placeholder: being written.
