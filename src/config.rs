@@ -1,0 +1,71 @@
+//! Region configuration with the SPEC defaults.
+
+use std::time::Duration;
+
+/// All limits and timers of one [`Region`](crate::Region).
+///
+/// `Config::default()` gives the SPEC defaults; build a variant with struct
+/// update syntax:
+///
+/// ```
+/// use lsl_websocket::Config;
+/// let config = Config { authority: "sim.example.org:8787".into(), ..Config::default() };
+/// assert_eq!(config.max_message, 2048);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `host:port` that `ws://` URLs are minted with.
+    pub authority: String,
+    /// `host:port` for `wss://` URLs, when the embedder terminates TLS.
+    /// `None` denies `WS_SECURE` requests with `no-secure`.
+    pub secure_authority: Option<String>,
+    /// Largest text message in bytes of UTF-8, both directions (SPEC: 2048).
+    /// `WS_MAX_MESSAGE` may lower it per URL, never raise it.
+    pub max_message: usize,
+    /// Script event queue length (LSL's: 64). A full queue pauses reading.
+    pub event_queue: usize,
+    /// Outgoing bytes buffered per session before sends return `WS_ERR_BUSY` (64 KiB).
+    pub outgoing_buffer: usize,
+    /// Open sessions per URL; the next handshake gets 503.
+    pub sessions_per_url: usize,
+    /// Live URLs per script; the next request is denied with `too-many`.
+    pub urls_per_script: usize,
+    /// Live URLs in the whole region; the next request is denied with `budget`.
+    pub region_url_budget: usize,
+    /// Live URLs per owner in this region, if the embedder sets one.
+    pub owner_url_budget: Option<usize>,
+    /// Time from accept to a complete handshake before the connection is dropped (10 s).
+    pub handshake_timeout: Duration,
+    /// Silence before the server pings, and again before it gives up (30 s).
+    pub idle_interval: Duration,
+    /// Time to wait for the client's close echo after the server sent a close.
+    pub close_timeout: Duration,
+    /// Longest header value accepted in a handshake (255 bytes; more gets 431).
+    pub max_header_value: usize,
+    /// Longest request head accepted (8 KiB; more gets 431).
+    pub max_request_head: usize,
+    /// Handshakes accepted per remote address per second; more get 429.
+    pub handshakes_per_second: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            authority: "127.0.0.1:8787".to_string(),
+            secure_authority: None,
+            max_message: 2048,
+            event_queue: 64,
+            outgoing_buffer: 64 * 1024,
+            sessions_per_url: 256,
+            urls_per_script: 16,
+            region_url_budget: 1024,
+            owner_url_budget: None,
+            handshake_timeout: Duration::from_secs(10),
+            idle_interval: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+            max_header_value: 255,
+            max_request_head: 8 * 1024,
+            handshakes_per_second: 50,
+        }
+    }
+}

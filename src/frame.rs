@@ -1,0 +1,287 @@
+//! WebSocket frames after the handshake (SPEC §5, second table).
+//!
+//! Headers are parsed and written with tungstenite's frame types; this module
+//! adds what a server for this API needs on top: the message cap checked from
+//! the header before any payload is buffered, text-only messages, incremental
+//! UTF-8 validation across fragments, and the close code for each violation.
+
+use std::io::Cursor;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+
+/// Longest frame header (2 + 8 length + 4 mask).
+pub(crate) const MAX_HEADER: usize = 14;
+
+/// A violation and the close code and reason the server answers it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Violation {
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
+}
+
+const fn violation(code: u16, reason: &'static str) -> Violation {
+    Violation { code, reason }
+}
+
+/// What one decoded frame amounts to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// A complete text message.
+    Text(String),
+    /// A ping; answer with a pong carrying the payload.
+    Ping(Bytes),
+    /// A pong, or a non-final fragment: nothing to report but activity.
+    Nothing,
+    /// A close frame: status code (if any) and reason.
+    Close(Option<u16>, String),
+}
+
+/// A text message being assembled from fragments.
+#[derive(Debug)]
+struct Partial {
+    buf: Vec<u8>,
+    /// Prefix of `buf` known to be valid UTF-8.
+    valid: usize,
+}
+
+/// Incremental decoder of client frames. Holds nothing while no fragmented
+/// message is in progress.
+#[derive(Debug, Default)]
+pub(crate) struct Decoder {
+    partial: Option<Box<Partial>>,
+}
+
+impl Decoder {
+    /// Decodes the next frame at the start of `input`.
+    ///
+    /// Returns `Ok(None)` when `input` holds no complete frame yet; the caller
+    /// keeps the bytes and offers them again with more. A frame whose header
+    /// shows it would break the cap is refused before its payload arrives.
+    pub(crate) fn decode(&mut self, input: &[u8], max_message: usize) -> Result<Option<(Decoded, usize)>, Violation> {
+        let mut cursor = Cursor::new(input);
+        let (header, len) = match FrameHeader::parse(&mut cursor) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Ok(None),
+            Err(_) => return Err(violation(1002, "reserved opcode")),
+        };
+        let head_len = cursor.position() as usize;
+        let Some(mask) = header.mask else {
+            return Err(violation(1002, "unmasked frame"));
+        };
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return Err(violation(1002, "reserved bit set"));
+        }
+        match header.opcode {
+            OpCode::Control(_) if len > 125 => return Err(violation(1002, "control frame too long")),
+            OpCode::Control(_) if !header.is_final => return Err(violation(1002, "fragmented control frame")),
+            OpCode::Data(Data::Continue) if self.partial.is_none() => {
+                return Err(violation(1002, "continuation without a start"));
+            }
+            OpCode::Data(Data::Text | Data::Binary) if self.partial.is_some() => {
+                return Err(violation(1002, "new message inside a fragmented one"));
+            }
+            OpCode::Data(Data::Binary) => return Err(violation(1003, "text only")),
+            OpCode::Data(Data::Reserved(_)) | OpCode::Control(Control::Reserved(_)) => {
+                return Err(violation(1002, "reserved opcode"));
+            }
+            _ => {}
+        }
+        let so_far = self.partial.as_ref().map_or(0, |p| p.buf.len());
+        if matches!(header.opcode, OpCode::Data(_)) && len > (max_message - so_far.min(max_message)) as u64 {
+            return Err(violation(1009, "message too big"));
+        }
+        // Control payloads are at most 125 bytes and data at most the cap, so this fits.
+        let len = len as usize;
+        let Some(payload) = input.get(head_len..head_len + len) else {
+            return Ok(None);
+        };
+        let consumed = head_len + len;
+        let decoded = match header.opcode {
+            OpCode::Control(Control::Ping) => Decoded::Ping(Bytes::from(unmasked(payload, mask))),
+            OpCode::Control(Control::Pong) => Decoded::Nothing,
+            OpCode::Control(_) => close_payload(&unmasked(payload, mask))?,
+            _ => self.data(payload, mask, header.is_final)?,
+        };
+        Ok(Some((decoded, consumed)))
+    }
+
+    fn data(&mut self, payload: &[u8], mask: [u8; 4], is_final: bool) -> Result<Decoded, Violation> {
+        if is_final && self.partial.is_none() {
+            // The common case: one frame, one message, one allocation.
+            return String::from_utf8(unmasked(payload, mask)).map(Decoded::Text).map_err(|_| invalid_utf8());
+        }
+        let partial = self.partial.get_or_insert_with(|| Box::new(Partial { buf: Vec::new(), valid: 0 }));
+        let start = partial.buf.len();
+        partial.buf.extend_from_slice(payload);
+        apply_mask(&mut partial.buf[start..], mask);
+        match std::str::from_utf8(&partial.buf[partial.valid..]) {
+            Ok(_) => partial.valid = partial.buf.len(),
+            // An incomplete sequence at the end may be finished by the next fragment.
+            Err(e) if e.error_len().is_none() && !is_final => partial.valid += e.valid_up_to(),
+            Err(_) => return Err(invalid_utf8()),
+        }
+        if !is_final {
+            return Ok(Decoded::Nothing);
+        }
+        let buf = self.partial.take().map(|p| p.buf).unwrap_or_default();
+        String::from_utf8(buf).map(Decoded::Text).map_err(|_| invalid_utf8())
+    }
+}
+
+fn invalid_utf8() -> Violation {
+    violation(1007, "invalid utf-8")
+}
+
+fn close_payload(payload: &[u8]) -> Result<Decoded, Violation> {
+    match payload {
+        [] => Ok(Decoded::Close(None, String::new())),
+        [_] => Err(violation(1002, "close payload of 1 byte")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !CloseCode::from(code).is_allowed() {
+                return Err(violation(1002, "invalid close code"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| invalid_utf8())?;
+            Ok(Decoded::Close(Some(code), reason.to_string()))
+        }
+    }
+}
+
+fn unmasked(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = payload.to_vec();
+    apply_mask(&mut out, mask);
+    out
+}
+
+/// XORs `buf` with the 4-byte mask, eight bytes at a time.
+fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
+    let wide = u64::from_ne_bytes([mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    for (byte, m) in chunks.into_remainder().iter_mut().zip(mask) {
+        *byte ^= m;
+    }
+}
+
+/// Writes one unmasked server frame into `out`.
+fn encode(out: &mut BytesMut, opcode: OpCode, payload: &[&[u8]]) {
+    let len: usize = payload.iter().map(|p| p.len()).sum();
+    let header = FrameHeader { opcode, ..FrameHeader::default() };
+    out.reserve(header.len(len as u64) + len);
+    let mut writer = out.writer();
+    // Writing into a BytesMut cannot fail.
+    let _ = header.format(len as u64, &mut writer);
+    let out = writer.into_inner();
+    for part in payload {
+        out.extend_from_slice(part);
+    }
+}
+
+/// One final text frame.
+pub(crate) fn text(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode(&mut out, OpCode::Data(Data::Text), &[payload]);
+    out.freeze()
+}
+
+/// One final text frame whose payload is the concatenation of `parts`.
+pub(crate) fn text_parts(parts: &[&[u8]]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode(&mut out, OpCode::Data(Data::Text), parts);
+    out.freeze()
+}
+
+/// A close frame with a code and reason (the reason is cut to 123 bytes on a char boundary).
+pub(crate) fn close(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = BytesMut::new();
+    encode(&mut out, OpCode::Control(Control::Close), &[&code.to_be_bytes(), reason[..end].as_bytes()]);
+    out.freeze()
+}
+
+/// A close frame with no status (the echo of a client close that carried none).
+pub(crate) fn close_empty() -> Bytes {
+    Bytes::from_static(&[0x88, 0x00])
+}
+
+/// A pong carrying the ping's payload.
+pub(crate) fn pong(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode(&mut out, OpCode::Control(Control::Pong), &[payload]);
+    out.freeze()
+}
+
+/// The server's idle ping (empty payload).
+pub(crate) fn ping() -> Bytes {
+    Bytes::from_static(&[0x89, 0x00])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![first];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n < 65536 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[test]
+    fn mask_roundtrip_all_lengths() {
+        for n in 0..40 {
+            let data: Vec<u8> = (0..n as u8).collect();
+            let mut buf = data.clone();
+            apply_mask(&mut buf, [9, 8, 7, 6]);
+            let expect: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ [9, 8, 7, 6][i % 4]).collect();
+            assert_eq!(buf, expect);
+        }
+    }
+
+    #[test]
+    fn oversize_refused_from_header_alone() {
+        let frame = masked(0x81, &[b'a'; 3000]);
+        // Only the header has arrived.
+        let err = Decoder::default().decode(&frame[..8], 2048).unwrap_err();
+        assert_eq!(err.code, 1009);
+    }
+
+    #[test]
+    fn utf8_split_across_fragments() {
+        let mut d = Decoder::default();
+        let euro = "€".as_bytes();
+        let a = masked(0x01, &euro[..1]);
+        let b = masked(0x80, &euro[1..]);
+        assert_eq!(d.decode(&a, 2048).unwrap().unwrap().0, Decoded::Nothing);
+        assert_eq!(d.decode(&b, 2048).unwrap().unwrap().0, Decoded::Text("€".into()));
+    }
+
+    #[test]
+    fn server_frames_parse() {
+        let f = text(b"hi");
+        assert_eq!(&f[..], &[0x81, 2, b'h', b'i']);
+        let c = close(1001, "script reset");
+        assert_eq!(&c[..4], &[0x88, 14, 0x03, 0xe9]);
+    }
+}
