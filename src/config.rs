@@ -46,6 +46,10 @@ pub struct Config {
     pub max_request_head: usize,
     /// Handshakes accepted per remote address per second; more get 429.
     pub handshakes_per_second: u32,
+    /// Hand requests for paths outside `/lslws/` to the embedder as
+    /// [`Output::HttpRequest`](crate::Output::HttpRequest) (to serve a page on
+    /// the same port) instead of answering them 404.
+    pub serve_other_paths: bool,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             max_header_value: 255,
             max_request_head: 8 * 1024,
             handshakes_per_second: 50,
+            serve_other_paths: false,
         }
     }
 }

@@ -151,8 +151,7 @@ pub enum ClientFrame<'a> {
 /// would start. Domains and keys never contain a comma, so the first comma
 /// ends them and a payload keeps all the others.
 fn field<'a>(rest: &'a str, name: &'static str) -> Result<(&'a str, &'a str), EnvelopeError> {
-    rest.split_once(',')
-        .ok_or(EnvelopeError::MissingField(name))
+    rest.split_once(',').ok_or(EnvelopeError::MissingField(name))
 }
 
 /// Parses one text frame received from a client on the region endpoint.
@@ -183,11 +182,7 @@ pub fn parse_client(text: &str) -> Result<ClientFrame<'_>, EnvelopeError> {
             let (object, rest) = field(rest, "domain")?;
             let object: Key = object.parse()?;
             let (domain, payload) = field(rest, "payload")?;
-            ClientFrame::To {
-                object,
-                domain,
-                payload,
-            }
+            ClientFrame::To { object, domain, payload }
         }
         _ => return Err(EnvelopeError::UnknownVerb),
     };
@@ -212,9 +207,7 @@ impl<'a> ClientFrame<'a> {
         match *self {
             ClientFrame::Sub { domain } | ClientFrame::Uns { domain } => 4 + domain.len(),
             ClientFrame::Msg { domain, payload } => 5 + domain.len() + payload.len(),
-            ClientFrame::To {
-                domain, payload, ..
-            } => 5 + KEY_LEN + domain.len() + payload.len(),
+            ClientFrame::To { domain, payload, .. } => 5 + KEY_LEN + domain.len() + payload.len(),
         }
     }
 
@@ -237,11 +230,7 @@ impl fmt::Display for ClientFrame<'_> {
             ClientFrame::Sub { domain } => write!(f, "sub,{domain}"),
             ClientFrame::Uns { domain } => write!(f, "uns,{domain}"),
             ClientFrame::Msg { domain, payload } => write!(f, "msg,{domain},{payload}"),
-            ClientFrame::To {
-                object,
-                domain,
-                payload,
-            } => write!(f, "to,{object},{domain},{payload}"),
+            ClientFrame::To { object, domain, payload } => write!(f, "to,{object},{domain},{payload}"),
         }
     }
 }
@@ -326,10 +315,7 @@ pub enum ServerFrame<'a> {
 
 impl ServerFrame<'static> {
     /// `err,,bad-frame`, the answer to any frame [`parse_client`] rejects.
-    pub const BAD_FRAME: ServerFrame<'static> = ServerFrame::Err {
-        domain: "",
-        word: ErrorWord::BadFrame,
-    };
+    pub const BAD_FRAME: ServerFrame<'static> = ServerFrame::Err { domain: "", word: ErrorWord::BadFrame };
 }
 
 impl ServerFrame<'_> {

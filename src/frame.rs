@@ -164,7 +164,7 @@ fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
         word.copy_from_slice(chunk);
         chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
     }
-    for (byte, m) in chunks.into_remainder().iter_mut().zip(mask) {
+    for (byte, m) in chunks.into_remainder().iter_mut().zip(mask.iter().cycle()) {
         *byte ^= m;
     }
 }

@@ -90,6 +90,7 @@ pub(crate) struct Request<'a> {
     pub(crate) target: Option<Target<'a>>,
     /// The raw target, for embedders serving other paths.
     pub(crate) path: &'a str,
+    pub(crate) method: &'a str,
     /// `Ok(key)` when the request is a valid version-13 upgrade, else the refusal
     /// that applies once the capability is known to be live.
     pub(crate) upgrade: Result<&'a str, Status>,
@@ -183,8 +184,26 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     } else {
         Ok(ws_key.unwrap_or_default())
     };
-    let request = Request { target: url::parse_target(path), path, upgrade, user_agent, origin, protocol };
+    let request = Request { target: url::parse_target(path), path, method, upgrade, user_agent, origin, protocol };
     Parsed::Complete(request, len)
+}
+
+/// The reason phrase for the statuses an embedder is likely to answer with.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
 }
 
 fn is_one_of(name: &str, names: &[&str]) -> bool {

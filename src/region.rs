@@ -77,6 +77,16 @@ pub enum Output {
     ResumeReading(ConnectionId),
     /// The script has events: drain them with [`Region::poll_event`].
     Events(Key),
+    /// With [`Config::serve_other_paths`], a request for a path outside
+    /// `/lslws/`: answer it with [`Region::respond`].
+    HttpRequest {
+        /// The connection to answer on.
+        conn: ConnectionId,
+        /// The request method, e.g. `GET`.
+        method: String,
+        /// The request target, e.g. `/index.html?x=1`.
+        target: String,
+    },
     /// A URL was revoked (for the embedder's log; the script learns from LSL's own events).
     Revoked {
         /// The URL that stopped resolving.
@@ -229,6 +239,30 @@ impl Region {
     /// with [`Input::Timeout`]. It may be early, never late.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Answers an [`Output::HttpRequest`] with a complete response, then closes the connection.
+    /// Fails with [`InputError::UnknownConnection`] if the connection is gone.
+    pub fn respond(
+        &mut self,
+        conn: ConnectionId,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(), InputError> {
+        if !self.conns.get(&conn).is_some_and(|c| matches!(c.phase, Phase::Handshake { .. })) {
+            return Err(InputError::UnknownConnection(conn));
+        }
+        let mut response = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            handshake::reason_phrase(status),
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body);
+        self.queue(conn, Bytes::from(response));
+        self.close_now(conn);
+        Ok(())
     }
 
     // ---------------------------------------------------------------- script calls
@@ -594,6 +628,15 @@ impl Region {
         };
         if !self.rate_ok(now, remote) {
             return self.refuse(conn, Status::TooManyRequests);
+        }
+        if self.config.serve_other_paths && !request.path.starts_with(url::PATH_PREFIX) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                // Answered by `respond`, which closes; until then the handshake timer runs.
+                c.phase = Phase::Handshake { deadline: now + self.config.handshake_timeout };
+            }
+            let (method, target) = (request.method.to_string(), request.path.to_string());
+            self.outputs.push_back(Output::HttpRequest { conn, method, target });
+            return;
         }
         let Some((target, id)) = request.target.and_then(|t| Some((t, *self.caps.get(&t.cap)?))) else {
             return self.refuse(conn, Status::NotFound);

@@ -48,7 +48,8 @@ mod tests {
     #[test]
     fn targets() {
         let cap = "0123abcd-0000-4000-8000-000000000001";
-        let t = parse_target(&format!("/lslws/{cap}/a/b?x=1,2")).unwrap();
+        let target = format!("/lslws/{cap}/a/b?x=1,2");
+        let t = parse_target(&target).unwrap();
         assert_eq!((t.cap.to_string().as_str(), t.path_info, t.query), (cap, "a/b", "x=1,2"));
         assert_eq!(parse_target(&format!("/lslws/{cap}")).unwrap().path_info, "");
         assert!(parse_target("/").is_none());

@@ -3,14 +3,8 @@
 
 use lsl_websocket::clep::{self, DEBUG_CHANNEL, PUBLIC_CHANNEL};
 
-const CHANNEL_TSV: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/clep_channel.tsv"
-);
-const BUMP_TSV: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/clep_bump.tsv"
-);
+const CHANNEL_TSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/clep_channel.tsv");
+const BUMP_TSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/clep_bump.tsv");
 
 /// Data rows of a vector file: `#` comments and blank lines skipped, fields
 /// split on tabs (a JSON string literal cannot hold a raw tab), each row
@@ -90,10 +84,7 @@ fn hex4(chars: &mut std::str::Chars<'_>) -> Result<u32, String> {
 #[test]
 fn json_decoder_handles_every_escape() {
     assert_eq!(json_string(r#""""#).unwrap(), "");
-    assert_eq!(
-        json_string(r#""a\"b\\c\/d\b\f\n\r\t""#).unwrap(),
-        "a\"b\\c/d\u{8}\u{c}\n\r\t"
-    );
+    assert_eq!(json_string(r#""a\"b\\c\/d\b\f\n\r\t""#).unwrap(), "a\"b\\c/d\u{8}\u{c}\n\r\t");
     assert_eq!(json_string(r#""\u00fc\u2713""#).unwrap(), "ü✓");
     assert_eq!(json_string(r#""\ud83d\ude00""#).unwrap(), "😀");
     assert_eq!(json_string(r#""\uD83D\uDE00""#).unwrap(), "😀");
@@ -123,30 +114,13 @@ fn channel_vectors() {
             panic!("line {line}: expected 3 fields, got {fields:?}");
         };
         let domain = json_string(domain).unwrap_or_else(|e| panic!("line {line}: {e}"));
-        let expected: i32 = expected
-            .parse()
-            .unwrap_or_else(|e| panic!("line {line}: channel {expected:?}: {e}"));
+        let expected: i32 = expected.parse().unwrap_or_else(|e| panic!("line {line}: channel {expected:?}: {e}"));
 
-        assert_eq!(
-            &clep::sha256_hex(&domain),
-            sha,
-            "line {line}: sha256 of {domain:?}"
-        );
-        assert_eq!(
-            clep::channel(&domain),
-            expected,
-            "line {line}: channel of {domain:?}"
-        );
+        assert_eq!(&clep::sha256_hex(&domain), sha, "line {line}: sha256 of {domain:?}");
+        assert_eq!(clep::channel(&domain), expected, "line {line}: channel of {domain:?}");
         // The full pipeline must agree with the exposed cast-and-bump step.
-        assert_eq!(
-            clep::channel_from_hex8(&sha[sha.len() - 8..]),
-            Some(expected),
-            "line {line}"
-        );
-        assert!(
-            expected != PUBLIC_CHANNEL && expected != DEBUG_CHANNEL,
-            "line {line}"
-        );
+        assert_eq!(clep::channel_from_hex8(&sha[sha.len() - 8..]), Some(expected), "line {line}");
+        assert!(expected != PUBLIC_CHANNEL && expected != DEBUG_CHANNEL, "line {line}");
     }
 }
 
@@ -158,14 +132,8 @@ fn bump_vectors() {
         let [hex8, expected] = fields.as_slice() else {
             panic!("line {line}: expected 2 fields, got {fields:?}");
         };
-        let expected: i32 = expected
-            .parse()
-            .unwrap_or_else(|e| panic!("line {line}: channel {expected:?}: {e}"));
-        assert_eq!(
-            clep::channel_from_hex8(hex8),
-            Some(expected),
-            "line {line}: {hex8}"
-        );
+        let expected: i32 = expected.parse().unwrap_or_else(|e| panic!("line {line}: channel {expected:?}: {e}"));
+        assert_eq!(clep::channel_from_hex8(hex8), Some(expected), "line {line}: {hex8}");
         // LSL's cast is case-insensitive.
         assert_eq!(
             clep::channel_from_hex8(&hex8.to_ascii_uppercase()),
@@ -177,17 +145,7 @@ fn bump_vectors() {
 
 #[test]
 fn hex8_rejects_anything_but_eight_hex_digits() {
-    for bad in [
-        "",
-        "0000000",
-        "000000000",
-        "+0000000",
-        "-0000001",
-        "0x000000",
-        "0000000g",
-        "ffff ffff",
-        "ü000000",
-    ] {
+    for bad in ["", "0000000", "000000000", "+0000000", "-0000001", "0x000000", "0000000g", "ffff ffff", "ü000000"] {
         assert_eq!(clep::channel_from_hex8(bad), None, "{bad:?}");
     }
 }

@@ -2,8 +2,8 @@
 
 use lsl_websocket::Key;
 use lsl_websocket::envelope::{
-    ClientFrame, DomainError, EnvelopeError, ErrorWord, MAX_DOMAIN_LEN, ServerFrame, parse_client,
-    parse_server, validate_domain,
+    ClientFrame, DomainError, EnvelopeError, ErrorWord, MAX_DOMAIN_LEN, ServerFrame, parse_client, parse_server,
+    validate_domain,
 };
 use lsl_websocket::key::ParseKeyError;
 use proptest::prelude::*;
@@ -39,32 +39,15 @@ fn domain_limits() {
     assert_eq!(MAX_DOMAIN_LEN, 64);
     assert_eq!(validate_domain("a"), Ok(()));
     assert_eq!(validate_domain(&"x".repeat(64)), Ok(()));
-    assert_eq!(
-        validate_domain(&"ü".repeat(32)),
-        Ok(()),
-        "64 bytes, 32 chars"
-    );
+    assert_eq!(validate_domain(&"ü".repeat(32)), Ok(()), "64 bytes, 32 chars");
     assert_eq!(validate_domain(""), Err(DomainError::Empty));
-    assert_eq!(
-        validate_domain(&"x".repeat(65)),
-        Err(DomainError::TooLong { len: 65 })
-    );
+    assert_eq!(validate_domain(&"x".repeat(65)), Err(DomainError::TooLong { len: 65 }));
     // Bytes, not characters, are counted.
-    assert_eq!(
-        validate_domain(&format!("{}x", "ü".repeat(32))),
-        Err(DomainError::TooLong { len: 65 })
-    );
+    assert_eq!(validate_domain(&format!("{}x", "ü".repeat(32))), Err(DomainError::TooLong { len: 65 }));
     for (domain, c) in [("a,b", ','), ("a\nb", '\n'), ("a\r", '\r'), (",", ',')] {
         assert_eq!(validate_domain(domain), Err(DomainError::ForbiddenChar(c)));
     }
-    for ok in [
-        "service:chat",
-        "with space",
-        "tab\there",
-        "emoji 😀",
-        "UPPER",
-        " ",
-    ] {
+    for ok in ["service:chat", "with space", "tab\there", "emoji 😀", "UPPER", " "] {
         assert_eq!(validate_domain(ok), Ok(()), "{ok:?}");
     }
 }
@@ -73,87 +56,45 @@ fn domain_limits() {
 
 #[test]
 fn client_sub() {
-    assert_eq!(
-        parse_client("sub,chat"),
-        Ok(ClientFrame::Sub { domain: "chat" })
-    );
+    assert_eq!(parse_client("sub,chat"), Ok(ClientFrame::Sub { domain: "chat" }));
 }
 
 #[test]
 fn client_uns() {
-    assert_eq!(
-        parse_client("uns,chat"),
-        Ok(ClientFrame::Uns { domain: "chat" })
-    );
+    assert_eq!(parse_client("uns,chat"), Ok(ClientFrame::Uns { domain: "chat" }));
 }
 
 #[test]
 fn client_msg() {
-    assert_eq!(
-        parse_client("msg,chat,hello"),
-        Ok(ClientFrame::Msg {
-            domain: "chat",
-            payload: "hello"
-        })
-    );
+    assert_eq!(parse_client("msg,chat,hello"), Ok(ClientFrame::Msg { domain: "chat", payload: "hello" }));
 }
 
 #[test]
 fn client_to() {
     assert_eq!(
         parse_client(&format!("to,{KEY},chat,hello")),
-        Ok(ClientFrame::To {
-            object: key(),
-            domain: "chat",
-            payload: "hello"
-        })
+        Ok(ClientFrame::To { object: key(), domain: "chat", payload: "hello" })
     );
     // Keys typed by hand in upper case name the same object.
     assert_eq!(
         parse_client(&format!("to,{},chat,hello", KEY.to_uppercase())),
-        Ok(ClientFrame::To {
-            object: key(),
-            domain: "chat",
-            payload: "hello"
-        })
+        Ok(ClientFrame::To { object: key(), domain: "chat", payload: "hello" })
     );
 }
 
 #[test]
 fn client_payloads_keep_everything_after_the_head() {
-    for payload in [
-        "",
-        ",",
-        "a,b,c",
-        ",,,",
-        "line\nbreak\r\n",
-        "\n",
-        "😀 ünïcødé ✓",
-        "msg,other,x",
-        "\0",
-        " lead and trail ",
-    ] {
+    for payload in
+        ["", ",", "a,b,c", ",,,", "line\nbreak\r\n", "\n", "😀 ünïcødé ✓", "msg,other,x", "\0", " lead and trail "]
+    {
         let text = format!("msg,chat,{payload}");
         let frame = parse_client(&text).unwrap();
-        assert_eq!(
-            frame,
-            ClientFrame::Msg {
-                domain: "chat",
-                payload
-            }
-        );
+        assert_eq!(frame, ClientFrame::Msg { domain: "chat", payload });
         assert_eq!(encode_client(&frame), text);
 
         let text = format!("to,{KEY},chat,{payload}");
         let frame = parse_client(&text).unwrap();
-        assert_eq!(
-            frame,
-            ClientFrame::To {
-                object: key(),
-                domain: "chat",
-                payload
-            }
-        );
+        assert_eq!(frame, ClientFrame::To { object: key(), domain: "chat", payload });
         assert_eq!(encode_client(&frame), text);
     }
 }
@@ -161,23 +102,9 @@ fn client_payloads_keep_everything_after_the_head() {
 #[test]
 fn client_domains_at_the_limits() {
     let long = "d".repeat(64);
-    assert_eq!(
-        parse_client(&format!("sub,{long}")),
-        Ok(ClientFrame::Sub { domain: &long })
-    );
-    assert_eq!(
-        parse_client(&format!("msg,{long},p")),
-        Ok(ClientFrame::Msg {
-            domain: &long,
-            payload: "p"
-        })
-    );
-    assert_eq!(
-        parse_client("sub,emoji 😀"),
-        Ok(ClientFrame::Sub {
-            domain: "emoji 😀"
-        })
-    );
+    assert_eq!(parse_client(&format!("sub,{long}")), Ok(ClientFrame::Sub { domain: &long }));
+    assert_eq!(parse_client(&format!("msg,{long},p")), Ok(ClientFrame::Msg { domain: &long, payload: "p" }));
+    assert_eq!(parse_client("sub,emoji 😀"), Ok(ClientFrame::Sub { domain: "emoji 😀" }));
 }
 
 #[test]
@@ -207,58 +134,22 @@ fn client_malformed() {
         ("msg,,x".into(), BadDomain(DomainError::Empty)),
         ("msg,,".into(), BadDomain(DomainError::Empty)),
         (format!("to,{KEY},,x"), BadDomain(DomainError::Empty)),
-        (
-            format!("sub,{too_long}"),
-            BadDomain(DomainError::TooLong { len: 65 }),
-        ),
-        (
-            format!("msg,{too_long},x"),
-            BadDomain(DomainError::TooLong { len: 65 }),
-        ),
-        (
-            format!("to,{KEY},{too_long},x"),
-            BadDomain(DomainError::TooLong { len: 65 }),
-        ),
-        (
-            "sub,chat,".into(),
-            BadDomain(DomainError::ForbiddenChar(',')),
-        ),
-        (
-            "sub,chat,extra".into(),
-            BadDomain(DomainError::ForbiddenChar(',')),
-        ),
-        (
-            "uns,chat,".into(),
-            BadDomain(DomainError::ForbiddenChar(',')),
-        ),
-        (
-            "sub,chat\n".into(),
-            BadDomain(DomainError::ForbiddenChar('\n')),
-        ),
-        (
-            "sub,chat\r\n".into(),
-            BadDomain(DomainError::ForbiddenChar('\r')),
-        ),
-        (
-            "msg,a\nb,x".into(),
-            BadDomain(DomainError::ForbiddenChar('\n')),
-        ),
+        (format!("sub,{too_long}"), BadDomain(DomainError::TooLong { len: 65 })),
+        (format!("msg,{too_long},x"), BadDomain(DomainError::TooLong { len: 65 })),
+        (format!("to,{KEY},{too_long},x"), BadDomain(DomainError::TooLong { len: 65 })),
+        ("sub,chat,".into(), BadDomain(DomainError::ForbiddenChar(','))),
+        ("sub,chat,extra".into(), BadDomain(DomainError::ForbiddenChar(','))),
+        ("uns,chat,".into(), BadDomain(DomainError::ForbiddenChar(','))),
+        ("sub,chat\n".into(), BadDomain(DomainError::ForbiddenChar('\n'))),
+        ("sub,chat\r\n".into(), BadDomain(DomainError::ForbiddenChar('\r'))),
+        ("msg,a\nb,x".into(), BadDomain(DomainError::ForbiddenChar('\n'))),
         ("to,,chat,x".into(), BadKey(ParseKeyError)),
         ("to,not-a-key,chat,x".into(), BadKey(ParseKeyError)),
         (format!("to,{},chat,x", &KEY[..35]), BadKey(ParseKeyError)),
         (format!("to,{KEY}0,chat,x"), BadKey(ParseKeyError)),
-        (
-            "to,0f2d9e3c6a4b4c1e9d7f2b8a1c3e5f70,chat,x".into(),
-            BadKey(ParseKeyError),
-        ),
-        (
-            "to,{0f2d9e3c-6a4b-4c1e-9d7f-2b8a1c3e5f7},chat,x".into(),
-            BadKey(ParseKeyError),
-        ),
-        (
-            "to,0f2d9e3c-6a4b-4c1e-9d7f-2b8a1c3e5fzz,chat,x".into(),
-            BadKey(ParseKeyError),
-        ),
+        ("to,0f2d9e3c6a4b4c1e9d7f2b8a1c3e5f70,chat,x".into(), BadKey(ParseKeyError)),
+        ("to,{0f2d9e3c-6a4b-4c1e-9d7f-2b8a1c3e5f7},chat,x".into(), BadKey(ParseKeyError)),
+        ("to,0f2d9e3c-6a4b-4c1e-9d7f-2b8a1c3e5fzz,chat,x".into(), BadKey(ParseKeyError)),
         ("to,chat,hello".into(), BadKey(ParseKeyError)),
     ];
     for (text, expected) in cases {
@@ -269,37 +160,20 @@ fn client_malformed() {
 #[test]
 fn errors_have_readable_messages() {
     let e = parse_client(&format!("sub,{}", "x".repeat(65))).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "invalid domain: domain is 65 bytes long, more than 64"
-    );
-    assert_eq!(
-        parse_client("msg,chat").unwrap_err().to_string(),
-        "missing payload"
-    );
+    assert_eq!(e.to_string(), "invalid domain: domain is 65 bytes long, more than 64");
+    assert_eq!(parse_client("msg,chat").unwrap_err().to_string(), "missing payload");
     assert_eq!(parse_client("").unwrap_err().to_string(), "unknown verb");
-    assert!(
-        parse_client("to,x,chat,y")
-            .unwrap_err()
-            .to_string()
-            .starts_with("invalid object key")
-    );
+    assert!(parse_client("to,x,chat,y").unwrap_err().to_string().starts_with("invalid object key"));
 }
 
 // ---- region → client: every row of the SPEC table ----
 
 #[test]
 fn server_msg() {
-    let frame = ServerFrame::Msg {
-        domain: "chat",
-        payload: "a,b\nc",
-    };
+    let frame = ServerFrame::Msg { domain: "chat", payload: "a,b\nc" };
     assert_eq!(encode_server(&frame), "msg,chat,a,b\nc");
     assert_eq!(parse_server("msg,chat,a,b\nc"), Ok(frame));
-    let empty = ServerFrame::Msg {
-        domain: "chat",
-        payload: "",
-    };
+    let empty = ServerFrame::Msg { domain: "chat", payload: "" };
     assert_eq!(encode_server(&empty), "msg,chat,");
     assert_eq!(parse_server("msg,chat,"), Ok(empty));
 }
@@ -315,10 +189,7 @@ fn server_err_every_word() {
         assert_eq!(word.as_str(), text);
         assert_eq!(word.to_string(), text);
         assert_eq!(ErrorWord::from_wire(text), Some(word));
-        let frame = ServerFrame::Err {
-            domain: "chat",
-            word,
-        };
+        let frame = ServerFrame::Err { domain: "chat", word };
         assert_eq!(encode_server(&frame), format!("err,chat,{text}"));
         assert_eq!(parse_server(&format!("err,chat,{text}")), Ok(frame));
     }
@@ -327,21 +198,9 @@ fn server_err_every_word() {
 #[test]
 fn server_bad_frame_has_an_empty_domain() {
     assert_eq!(encode_server(&ServerFrame::BAD_FRAME), "err,,bad-frame");
-    assert_eq!(
-        ServerFrame::BAD_FRAME,
-        ServerFrame::Err {
-            domain: "",
-            word: ErrorWord::BadFrame
-        }
-    );
+    assert_eq!(ServerFrame::BAD_FRAME, ServerFrame::Err { domain: "", word: ErrorWord::BadFrame });
     assert_eq!(parse_server("err,,bad-frame"), Ok(ServerFrame::BAD_FRAME));
-    assert_eq!(
-        parse_server("err,,busy"),
-        Ok(ServerFrame::Err {
-            domain: "",
-            word: ErrorWord::Busy
-        })
-    );
+    assert_eq!(parse_server("err,,busy"), Ok(ServerFrame::Err { domain: "", word: ErrorWord::Busy }));
 }
 
 #[test]
@@ -379,18 +238,9 @@ fn server_malformed() {
         ("err,chat,busy\n".into(), UnknownErrorWord),
         ("msg,,x".into(), BadDomain(DomainError::Empty)),
         ("uns,".into(), BadDomain(DomainError::Empty)),
-        (
-            "uns,chat,".into(),
-            BadDomain(DomainError::ForbiddenChar(',')),
-        ),
-        (
-            format!("err,{},busy", "x".repeat(65)),
-            BadDomain(DomainError::TooLong { len: 65 }),
-        ),
-        (
-            "err,a\rb,busy".into(),
-            BadDomain(DomainError::ForbiddenChar('\r')),
-        ),
+        ("uns,chat,".into(), BadDomain(DomainError::ForbiddenChar(','))),
+        (format!("err,{},busy", "x".repeat(65)), BadDomain(DomainError::TooLong { len: 65 })),
+        ("err,a\rb,busy".into(), BadDomain(DomainError::ForbiddenChar('\r'))),
     ];
     for (text, expected) in cases {
         assert_eq!(parse_server(&text), Err(expected), "{text:?}");
@@ -415,10 +265,7 @@ fn domain() -> impl Strategy<Value = String> {
 
 /// Payloads: any characters at all, commas and line breaks included.
 fn payload() -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::collection::vec(any::<char>(), 0..80).prop_map(String::from_iter),
-        "[a-z,\r\n😀]{0,40}",
-    ]
+    prop_oneof![prop::collection::vec(any::<char>(), 0..80).prop_map(String::from_iter), "[a-z,\r\n😀]{0,40}",]
 }
 
 fn word() -> impl Strategy<Value = ErrorWord> {
@@ -438,15 +285,7 @@ fn any_key() -> impl Strategy<Value = Key> {
 /// past the verb more often than with plain random strings.
 fn frame_like() -> impl Strategy<Value = String> {
     (
-        prop_oneof![
-            Just("sub"),
-            Just("uns"),
-            Just("msg"),
-            Just("to"),
-            Just("err"),
-            Just("x"),
-            Just("")
-        ],
+        prop_oneof![Just("sub"), Just("uns"), Just("msg"), Just("to"), Just("err"), Just("x"), Just("")],
         prop::collection::vec("(?s).{0,40}", 0..4),
     )
         .prop_map(|(verb, fields)| {
@@ -465,10 +304,7 @@ fn check_arbitrary(text: &str) {
     if let Ok(frame) = parse_client(text) {
         let encoded = encode_client(&frame);
         // Only the case of a `to` key may differ from the input.
-        assert!(
-            encoded.eq_ignore_ascii_case(text),
-            "{text:?} -> {encoded:?}"
-        );
+        assert!(encoded.eq_ignore_ascii_case(text), "{text:?} -> {encoded:?}");
         assert_eq!(parse_client(&encoded), Ok(frame));
         assert_eq!(validate_domain(frame.domain()), Ok(()));
     }
