@@ -191,6 +191,7 @@ pub(crate) fn text(payload: &[u8]) -> Bytes {
 }
 
 /// One final text frame whose payload is the concatenation of `parts`.
+#[allow(dead_code)] // for region-scope envelopes, not wired yet
 pub(crate) fn text_parts(parts: &[&[u8]]) -> Bytes {
     let mut out = BytesMut::new();
     encode(&mut out, OpCode::Data(Data::Text), parts);
@@ -204,7 +205,7 @@ pub(crate) fn close(code: u16, reason: &str) -> Bytes {
         end -= 1;
     }
     let mut out = BytesMut::new();
-    encode(&mut out, OpCode::Control(Control::Close), &[&code.to_be_bytes(), reason[..end].as_bytes()]);
+    encode(&mut out, OpCode::Control(Control::Close), &[&code.to_be_bytes(), &reason.as_bytes()[..end]]);
     out.freeze()
 }
 
