@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "std", feature = "tokio"))]
+pub mod adapter;
 pub mod clep;
 pub mod config;
 pub mod entropy;

@@ -1,0 +1,206 @@
+//! Adapters: drive a [`Region`] over real TCP sockets.
+//!
+//! The core does no I/O; an adapter is the loop around it. It accepts
+//! connections, feeds received bytes and the passing of time to
+//! [`Region::handle_input`], writes what [`Region::poll_transmit`] yields when
+//! a socket can take it, pauses and resumes reading when told to, and hands
+//! script events to the embedder's [`Handler`]. It holds no protocol logic.
+//!
+//! | module | feature | shape |
+//! |---|---|---|
+//! | [`std`](crate::adapter::std) | `std` | blocking `std::net`: the caller's thread owns the region, two threads per connection |
+//! | [`tokio`](crate::adapter::tokio) | `tokio` | one task owns the region, one task per connection; thousands of connections |
+//!
+//! Both share the [`Handler`] trait (where script logic runs), the
+//! [`OsEntropy`] source, and the same command model: a `Handle` sends closures
+//! that run on the region's own thread or task, between polls, with
+//! `&mut Handler`, `&mut Region` and the current time.
+//!
+//! Both adapters report every accepted connection to the core with a fresh
+//! [`ConnectionId`] (never reused), so a late byte from a closed socket can
+//! never reach a newer connection.
+
+use ::std::time::Instant;
+
+use crate::entropy::Entropy;
+use crate::key::Key;
+use crate::lifecycle::Cause;
+use crate::region::{Output, Region};
+use crate::script::Event;
+use crate::session::ConnectionId;
+
+#[cfg(feature = "std")]
+pub mod std;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+/// Entropy from the operating system's CSPRNG (`getrandom`), for regions
+/// whose URLs face a network.
+///
+/// Capabilities are the only thing keeping a URL private, so they must be
+/// unguessable: never give an adapter a seeded source outside tests.
+#[derive(Debug, Clone, Copy)]
+pub struct OsEntropy {
+    _private: (),
+}
+
+/// The operating system's random source could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the OS random source is unavailable: {0}")]
+pub struct EntropyUnavailable(getrandom::Error);
+
+impl OsEntropy {
+    /// Checks that the OS source works by drawing from it once.
+    pub fn new() -> Result<OsEntropy, EntropyUnavailable> {
+        let mut probe = [0u8; 16];
+        getrandom::fill(&mut probe).map_err(EntropyUnavailable)?;
+        Ok(OsEntropy { _private: () })
+    }
+}
+
+impl Entropy for OsEntropy {
+    /// # Panics
+    ///
+    /// If the OS source fails after [`OsEntropy::new`] succeeded. There is no
+    /// safe way on: a predictable fallback would mint guessable capabilities.
+    fn fill(&mut self, dest: &mut [u8]) {
+        if let Err(e) = getrandom::fill(dest) {
+            panic!("OS random source failed after start: {e}");
+        }
+    }
+}
+
+/// Why an adapter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binding or querying the listening socket failed.
+    #[error("socket: {0}")]
+    Io(#[from] ::std::io::Error),
+    /// No OS random source for capabilities.
+    #[error(transparent)]
+    Entropy(#[from] EntropyUnavailable),
+}
+
+/// The adapter's event loop stopped, so a command could not be delivered or answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the adapter's event loop has stopped")]
+pub struct Stopped;
+
+/// The embedder's script logic, called by an adapter on the thread or task
+/// that owns the [`Region`].
+///
+/// Every method gets `&mut Region`, so it can make script calls
+/// ([`Region::websocket_send`], [`Region::request_websocket`], …) and
+/// lifecycle notices; the adapter drains whatever they produce afterwards.
+/// Methods must not block: the whole region waits for them.
+pub trait Handler {
+    /// Called once, before the first connection is accepted: scripts that
+    /// start with the region request their URLs here.
+    fn on_start(&mut self, region: &mut Region, now: Instant) {
+        let _ = (region, now);
+    }
+
+    /// One event for one script.
+    fn on_event(&mut self, region: &mut Region, now: Instant, script: Key, event: Event);
+
+    /// `script` has events waiting ([`Output::Events`]). The default drains
+    /// them all into [`on_event`](Handler::on_event).
+    ///
+    /// Override it to model a busy script: events left queued stay in the
+    /// core, and once the script's queue is full the core pauses reading its
+    /// sessions, which the adapter turns into TCP back-pressure. Drain them
+    /// later with [`Region::poll_event`] from [`tick`](Handler::tick) or a command;
+    /// no new `on_events` comes for `script` until one `poll_event` call was made.
+    fn on_events(&mut self, region: &mut Region, now: Instant, script: Key) {
+        while let Some(event) = region.poll_event(script) {
+            self.on_event(region, now, script, event);
+        }
+    }
+
+    /// A plain HTTP request for a path outside `/lslws/` (only with
+    /// [`Config::serve_other_paths`](crate::Config::serve_other_paths)).
+    /// Answer it with [`Region::respond`]; the default answers 404.
+    fn on_http_request(&mut self, region: &mut Region, now: Instant, conn: ConnectionId, method: &str, target: &str) {
+        let _ = (now, method, target);
+        // The connection may already be gone; nothing to do then.
+        let _ = region.respond(conn, 404, "text/plain; charset=utf-8", b"not found\n");
+    }
+
+    /// A URL was revoked, for the embedder's log. The default does nothing.
+    fn on_revoked(&mut self, region: &mut Region, now: Instant, url: &str, cause: Cause) {
+        let _ = (region, now, url, cause);
+    }
+
+    /// Called once per turn of the event loop, after its inputs (bytes,
+    /// written notices, timeouts, commands) were applied and before outputs
+    /// are drained. Retry sends that returned `WS_ERR_BUSY` here: a turn
+    /// follows every completed socket write, which is when room appears.
+    fn tick(&mut self, region: &mut Region, now: Instant) {
+        let _ = (region, now);
+    }
+}
+
+/// A closure run on the region's thread or task with the handler, the region and the time.
+pub(crate) type Command<H> = Box<dyn FnOnce(&mut H, &mut Region, Instant) + Send>;
+
+/// What an adapter does with the connection commands of [`Output`].
+pub(crate) trait Transport {
+    /// The connection has bytes in the core: take them if its writer is idle.
+    fn transmit(&mut self, region: &mut Region, conn: ConnectionId);
+    /// Write what is left, then close.
+    fn close(&mut self, region: &mut Region, conn: ConnectionId);
+    /// Stop or restart reading the connection.
+    fn set_paused(&mut self, conn: ConnectionId, paused: bool);
+}
+
+/// One turn's output phase, shared by both adapters: the handler's tick, then
+/// every output until the core has none.
+pub(crate) fn drain<H: Handler, T: Transport>(region: &mut Region, handler: &mut H, io: &mut T, now: Instant) {
+    handler.tick(region, now);
+    while let Some(output) = region.poll_output() {
+        match output {
+            Output::Transmit(conn) => io.transmit(region, conn),
+            Output::Close(conn) => io.close(region, conn),
+            Output::PauseReading(conn) => io.set_paused(conn, true),
+            Output::ResumeReading(conn) => io.set_paused(conn, false),
+            Output::Events(script) => handler.on_events(region, now, script),
+            Output::HttpRequest { conn, method, target } => {
+                handler.on_http_request(region, now, conn, &method, &target)
+            }
+            Output::Revoked { url, cause } => handler.on_revoked(region, now, &url, cause),
+        }
+    }
+}
+
+/// Largest batch of core bytes handed to a socket writer at once.
+pub(crate) const WRITE_BATCH: usize = 64 * 1024;
+
+/// Takes up to [`WRITE_BATCH`] bytes (at least one chunk) from the core for `conn`.
+///
+/// Small frames are coalesced so a burst of echoes costs one write; bytes
+/// beyond the batch stay in the core, where they count against `WS_ERR_BUSY`.
+pub(crate) fn take_batch(region: &mut Region, conn: ConnectionId) -> Option<bytes::Bytes> {
+    let first = region.poll_transmit(conn)?;
+    let mut len = first.len();
+    let mut chunks = vec![first];
+    while len < WRITE_BATCH {
+        let Some(next) = region.poll_transmit(conn) else { break };
+        len += next.len();
+        chunks.push(next);
+    }
+    if chunks.len() == 1 {
+        return chunks.pop();
+    }
+    let mut batch = bytes::BytesMut::with_capacity(len);
+    for chunk in chunks {
+        batch.extend_from_slice(&chunk);
+    }
+    Some(batch.freeze())
+}
+
+/// How long a closing connection may keep draining reads (so the peer sees
+/// our last bytes instead of a reset) or finishing its last write.
+pub(crate) const LINGER: ::std::time::Duration = ::std::time::Duration::from_secs(2);
+
+/// How long a shutdown waits for sessions to answer their close frames.
+pub(crate) const SHUTDOWN_GRACE: ::std::time::Duration = ::std::time::Duration::from_secs(2);

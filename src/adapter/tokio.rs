@@ -1,0 +1,448 @@
+//! The tokio adapter: one task owns the [`Region`], one task per connection.
+//!
+//! ```no_run
+//! use std::time::Instant;
+//! use lsl_websocket::adapter::Handler;
+//! use lsl_websocket::adapter::tokio::Server;
+//! use lsl_websocket::{Config, Event, EventKind, Key, Region};
+//!
+//! /// Echoes every text back to its session.
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     fn on_event(&mut self, region: &mut Region, _now: Instant, script: Key, event: Event) {
+//!         if event.kind == EventKind::Text {
+//!             let _ = region.websocket_send(script, event.id, &event.data);
+//!         }
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), lsl_websocket::adapter::Error> {
+//! let server = Server::bind("127.0.0.1:0", Config::default(), Echo).await?;
+//! let handle = server.handle();
+//! // Script calls from elsewhere run on the region's task:
+//! handle.call(|_echo, region, _now| { let _ = region.free_websockets(lsl_websocket::NULL_KEY); })?;
+//! let _echo = server.run().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # How it moves bytes
+//!
+//! - **Reading.** Each connection task reads up to 16 KiB at a time and
+//!   hands the chunk to the region task over one bounded channel, waiting
+//!   when it is full. On [`Output::PauseReading`](crate::Output::PauseReading)
+//!   the task stops reading; unread bytes stay in the kernel, the TCP window
+//!   closes and the client is slowed, which is the back-pressure SPEC §5 asks
+//!   for. At most one chunk read before the pause landed is held in the core.
+//! - **Writing.** A connection's writer holds at most one batch (up to
+//!   64 KiB) taken with [`Region::poll_transmit`]; the next batch is taken
+//!   only when that write completed. Everything else stays in the core,
+//!   where it counts against the outgoing buffer, so `WS_ERR_BUSY` means the
+//!   client really is behind.
+//! - **Time.** The region task sleeps until [`Region::poll_timeout`] and
+//!   then feeds [`Input::Timeout`].
+//! - **Closing.** After [`Output::Close`](crate::Output::Close) the last bytes are
+//!   written, the write side is shut down, and the task reads and discards
+//!   for up to 2 s so the peer sees our close frame rather than a reset. A
+//!   final write that does not finish within 10 s is abandoned.
+//!
+//! Limits: a peer that half-closes (sends FIN) is treated as gone; TLS is
+//! not terminated here (put a TLS proxy in front and set
+//! [`Config::secure_authority`](crate::Config::secure_authority)).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Command, Error, Handler, LINGER, OsEntropy, SHUTDOWN_GRACE, Stopped, Transport, drain, take_batch};
+use crate::config::Config;
+use crate::region::{Input, Region};
+use crate::session::ConnectionId;
+
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Reports from connection tasks waiting for the region task; beyond this, readers wait.
+const REPORT_QUEUE: usize = 1024;
+/// How long the last write of a closing connection may take.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Control<H> {
+    Call(Command<H>),
+    Shutdown,
+}
+
+/// What a connection task tells the region task.
+enum Report {
+    Data(ConnectionId, Vec<u8>),
+    /// The peer closed, or reading or writing failed.
+    Gone(ConnectionId),
+    Written(ConnectionId),
+}
+
+/// What the region task tells a connection task.
+enum ConnCmd {
+    Write(Bytes),
+    Pause,
+    Resume,
+    /// Everything is written: shut down and linger.
+    Close,
+}
+
+/// A WebSocket server on tokio: a listener, a [`Region`] and the embedder's [`Handler`].
+///
+/// Build it with [`bind`](Server::bind) or [`from_listener`](Server::from_listener),
+/// take [`handle`](Server::handle)s, then await [`run`](Server::run). `run`
+/// spawns one task per connection with [`tokio::spawn`], so it must be
+/// awaited inside a tokio runtime; the region itself lives in the future
+/// `run` returns.
+pub struct Server<H> {
+    listener: TcpListener,
+    region: Region,
+    handler: H,
+    control_tx: mpsc::UnboundedSender<Control<H>>,
+    control_rx: mpsc::UnboundedReceiver<Control<H>>,
+}
+
+impl<H> std::fmt::Debug for Server<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("listener", &self.listener).field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> Server<H> {
+    /// Binds `addr`, and makes a region with `config` whose
+    /// [`authority`](Config::authority) is replaced by the address actually
+    /// bound (so port 0 works), and entropy from [`OsEntropy`].
+    ///
+    /// Behind a proxy or a public name, build the region yourself and use
+    /// [`from_listener`](Server::from_listener).
+    pub async fn bind(addr: impl ToSocketAddrs, config: Config, handler: H) -> Result<Server<H>, Error> {
+        let listener = TcpListener::bind(addr).await?;
+        let config = Config { authority: listener.local_addr()?.to_string(), ..config };
+        let region = Region::new(config, Box::new(OsEntropy::new()?), Instant::now());
+        Ok(Server::from_listener(listener, region, handler))
+    }
+
+    /// A server on a listener and a region the embedder built.
+    pub fn from_listener(listener: TcpListener, region: Region, handler: H) -> Server<H> {
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        Server { listener, region, handler, control_tx, control_rx }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The region, before the server runs (e.g. to make script calls).
+    pub fn region_mut(&mut self) -> &mut Region {
+        &mut self.region
+    }
+
+    /// A handle for running code on the region's task and for shutting down.
+    pub fn handle(&self) -> Handle<H> {
+        Handle { tx: self.control_tx.clone() }
+    }
+
+    /// Runs the event loop until [`Handle::shutdown`], then returns the handler.
+    ///
+    /// Calls [`Handler::on_start`] first. Accept errors (e.g. out of file
+    /// descriptors) do not end the loop; it retries after a short pause.
+    pub async fn run(self) -> H {
+        let Server { listener, mut region, mut handler, control_tx, mut control_rx } = self;
+        // Held so the control channel never reports closed while we run.
+        let _keep = control_tx;
+        let (report_tx, mut report_rx) = mpsc::channel(REPORT_QUEUE);
+        let now = Instant::now();
+        let mut conns = Conns { map: HashMap::new(), deadlines: BTreeSet::new(), now };
+        let mut next_id = 0u64;
+        let mut shutdown_at: Option<Instant> = None;
+        let mut accept_pause: Option<Instant> = None;
+        handler.on_start(&mut region, now);
+        drain(&mut region, &mut handler, &mut conns, now);
+        loop {
+            let wake = [region.poll_timeout(), conns.deadlines.first().map(|d| d.0), shutdown_at, accept_pause]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async move {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let accepting = shutdown_at.is_none() && accept_pause.is_none();
+            tokio::select! {
+                Some(report) = report_rx.recv() => {
+                    let now = Instant::now();
+                    conns.apply(&mut region, now, report);
+                    // Take what else is waiting, so a burst costs one output phase.
+                    for _ in 0..REPORT_QUEUE {
+                        let Ok(report) = report_rx.try_recv() else { break };
+                        conns.apply(&mut region, now, report);
+                    }
+                }
+                Some(control) = control_rx.recv() => match control {
+                    Control::Call(f) => f(&mut handler, &mut region, Instant::now()),
+                    Control::Shutdown => {
+                        let now = Instant::now();
+                        if shutdown_at.is_none() {
+                            shutdown_at = Some(now + SHUTDOWN_GRACE);
+                            region.region_restart(now);
+                        }
+                    }
+                },
+                accepted = listener.accept(), if accepting => match accepted {
+                    Ok((stream, remote)) => {
+                        let conn = ConnectionId(next_id);
+                        next_id += 1;
+                        let _ = stream.set_nodelay(true);
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        let task = tokio::spawn(connection(conn, stream, rx, report_tx.clone()));
+                        conns.map.insert(conn, ConnState { tx, task, writing: false, closing: false });
+                        // Ids are fresh, so the core cannot refuse them.
+                        let _ = region.handle_input(Instant::now(), Input::Accepted { conn, remote: remote.ip() });
+                    }
+                    // Out of descriptors and the like: retry shortly instead of spinning.
+                    Err(_) => accept_pause = Some(Instant::now() + Duration::from_millis(50)),
+                },
+                () = sleep => {}
+            }
+            let now = Instant::now();
+            conns.now = now;
+            if accept_pause.is_some_and(|at| at <= now) {
+                accept_pause = None;
+            }
+            if region.poll_timeout().is_some_and(|at| at <= now) {
+                let _ = region.handle_input(now, Input::Timeout);
+            }
+            conns.expire(&mut region, now);
+            drain(&mut region, &mut handler, &mut conns, now);
+            if shutdown_at.is_some_and(|at| conns.map.is_empty() || at <= now) {
+                break;
+            }
+        }
+        for (_, state) in conns.map.drain() {
+            state.task.abort();
+        }
+        handler
+    }
+}
+
+/// Sends work to a running [`Server`]'s region task. Cheap to clone.
+pub struct Handle<H> {
+    tx: mpsc::UnboundedSender<Control<H>>,
+}
+
+impl<H> Clone for Handle<H> {
+    fn clone(&self) -> Handle<H> {
+        Handle { tx: self.tx.clone() }
+    }
+}
+
+impl<H> std::fmt::Debug for Handle<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl<H: 'static> Handle<H> {
+    /// Runs `f` on the region's task, between polls, with the handler, the
+    /// region and the current time; its effects (sends, lifecycle notices)
+    /// are drained right after. Fire and forget.
+    pub fn call<F>(&self, f: F) -> Result<(), Stopped>
+    where
+        F: FnOnce(&mut H, &mut Region, Instant) + Send + 'static,
+    {
+        self.tx.send(Control::Call(Box::new(f))).map_err(|_| Stopped)
+    }
+
+    /// Like [`call`](Handle::call), and waits for `f`'s result.
+    pub async fn query<R, F>(&self, f: F) -> Result<R, Stopped>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut H, &mut Region, Instant) -> R + Send + 'static,
+    {
+        self.ask(f)?.await.map_err(|_| Stopped)
+    }
+
+    /// [`query`](Handle::query) for threads outside the runtime.
+    ///
+    /// # Panics
+    ///
+    /// When called from inside an async context (tokio forbids blocking there).
+    pub fn blocking_query<R, F>(&self, f: F) -> Result<R, Stopped>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut H, &mut Region, Instant) -> R + Send + 'static,
+    {
+        self.ask(f)?.blocking_recv().map_err(|_| Stopped)
+    }
+
+    fn ask<R, F>(&self, f: F) -> Result<oneshot::Receiver<R>, Stopped>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut H, &mut Region, Instant) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.call(move |h, region, now| {
+            let _ = tx.send(f(h, region, now));
+        })?;
+        Ok(rx)
+    }
+
+    /// Shuts the server down: stops accepting, revokes every URL with cause
+    /// `region restart` (SPEC §4: the region shuts down), so every session
+    /// gets close 1001; waits up to 2 s for connections to finish, drops the
+    /// rest, and [`Server::run`] returns.
+    pub fn shutdown(&self) -> Result<(), Stopped> {
+        self.tx.send(Control::<H>::Shutdown).map_err(|_| Stopped)
+    }
+}
+
+struct ConnState {
+    tx: mpsc::UnboundedSender<ConnCmd>,
+    task: JoinHandle<()>,
+    /// The connection task holds a batch it has not finished writing.
+    writing: bool,
+    /// The core said [`Output::Close`](crate::Output::Close).
+    closing: bool,
+}
+
+/// The region task's view of its connections.
+struct Conns {
+    map: HashMap<ConnectionId, ConnState>,
+    /// Closing connections whose last write must finish by then.
+    deadlines: BTreeSet<(Instant, ConnectionId)>,
+    now: Instant,
+}
+
+impl Conns {
+    fn apply(&mut self, region: &mut Region, now: Instant, report: Report) {
+        match report {
+            Report::Data(conn, data) => {
+                // A connection the core already forgot (it closed it) is harmless.
+                let _ = region.handle_input(now, Input::Received { conn, data: &data });
+            }
+            Report::Gone(conn) => {
+                if self.map.remove(&conn).is_some() {
+                    let _ = region.handle_input(now, Input::PeerClosed { conn });
+                }
+            }
+            Report::Written(conn) => {
+                if let Some(state) = self.map.get_mut(&conn) {
+                    state.writing = false;
+                    self.transmit(region, conn);
+                }
+            }
+        }
+    }
+
+    /// Abandons closing connections whose last write is overdue.
+    fn expire(&mut self, region: &mut Region, now: Instant) {
+        while let Some(&(at, conn)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(state) = self.map.remove(&conn) {
+                state.task.abort();
+                let _ = region.handle_input(now, Input::PeerClosed { conn });
+            }
+        }
+    }
+}
+
+impl Transport for Conns {
+    fn transmit(&mut self, region: &mut Region, conn: ConnectionId) {
+        let Some(state) = self.map.get_mut(&conn) else { return };
+        if state.writing {
+            return; // taken when the current write completes
+        }
+        match take_batch(region, conn) {
+            Some(batch) => {
+                state.writing = true;
+                let _ = state.tx.send(ConnCmd::Write(batch));
+            }
+            None if state.closing => {
+                let _ = state.tx.send(ConnCmd::Close);
+                self.map.remove(&conn);
+            }
+            None => {}
+        }
+    }
+
+    fn close(&mut self, region: &mut Region, conn: ConnectionId) {
+        let Some(state) = self.map.get_mut(&conn) else {
+            // Not ours any more: let the core free what it holds.
+            while region.poll_transmit(conn).is_some() {}
+            return;
+        };
+        if !state.closing {
+            state.closing = true;
+            self.deadlines.insert((self.now + FLUSH_TIMEOUT, conn));
+        }
+        self.transmit(region, conn);
+    }
+
+    fn set_paused(&mut self, conn: ConnectionId, paused: bool) {
+        if let Some(state) = self.map.get(&conn) {
+            let _ = state.tx.send(if paused { ConnCmd::Pause } else { ConnCmd::Resume });
+        }
+    }
+}
+
+/// One connection: reads unless paused, writes what the region task sends.
+async fn connection(
+    conn: ConnectionId,
+    mut stream: TcpStream,
+    mut cmds: mpsc::UnboundedReceiver<ConnCmd>,
+    reports: mpsc::Sender<Report>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut paused = false;
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                Some(ConnCmd::Write(bytes)) => {
+                    let report = match stream.write_all(&bytes).await {
+                        Ok(()) => Report::Written(conn),
+                        Err(_) => Report::Gone(conn),
+                    };
+                    let gone = matches!(report, Report::Gone(_));
+                    if reports.send(report).await.is_err() || gone {
+                        return;
+                    }
+                }
+                Some(ConnCmd::Pause) => paused = true,
+                Some(ConnCmd::Resume) => paused = false,
+                Some(ConnCmd::Close) | None => break,
+            },
+            read = stream.read(&mut buf), if !paused => match read {
+                Ok(0) | Err(_) => {
+                    let _ = reports.send(Report::Gone(conn)).await;
+                    return;
+                }
+                Ok(n) => {
+                    if reports.send(Report::Data(conn, buf[..n].to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+            },
+        }
+    }
+    // Shut down our side, then drain the peer's until it closes: closing a
+    // socket with unread input sends a reset, which can destroy our close frame.
+    if stream.shutdown().await.is_ok() {
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(1..) = stream.read(&mut buf).await {}
+        })
+        .await;
+    }
+}
