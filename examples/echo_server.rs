@@ -1,1 +1,312 @@
-fn main(){}
+//! A simulated region with two echo scripts, on the tokio adapter.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- [--bind ADDR] [--max-message N]
+//! ```
+//!
+//! - Prints `object-url <url>` and `region-url <url>` on stdout once
+//!   listening (default `127.0.0.1:8787`; port 0 picks one), and a new line
+//!   whenever one of them changes.
+//! - Object "echo": its script holds an object-scope URL and sends every text
+//!   back to the session it came from.
+//! - Object "region echo": its script listens on region domain `echo` and
+//!   answers each `msg,echo,<p>` to that client as `msg,echo,<p>`.
+//! - stdin, one command per line, applied to the echo object: `reset`,
+//!   `rez`, `region-change`, `owner-change`, `remove`, `release`; `restart`
+//!   restarts the region (both objects); `quit` closes every session and
+//!   exits. After each, the scripts request new URLs as real scripts do.
+//! - `GET /` serves a page that talks to both URLs; `GET /urls` gives them as JSON.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use lsl_websocket::adapter::tokio::Server;
+use lsl_websocket::adapter::{Handler, OsEntropy};
+use lsl_websocket::{
+    Config, ConnectionId, Entropy, Event, EventKind, Key, Region, Scope, ScriptInfo, SendError, WebsocketRequest,
+};
+
+/// The commands stdin accepts.
+const COMMANDS: [&str; 8] = ["reset", "rez", "region-change", "owner-change", "remove", "restart", "release", "quit"];
+
+/// The demo page (served at `/`).
+const PAGE: &str = include_str!("echo_page.html");
+
+/// One simulated script and the URL it holds.
+struct Script {
+    info: ScriptInfo,
+    /// `Some(domain)` for a region-scope listener.
+    domain: Option<&'static str>,
+    /// The line prefix its URL is printed with.
+    label: &'static str,
+    url: Option<String>,
+    /// An echo that got `WS_ERR_BUSY`: retried before any further event is read,
+    /// so a slow client slows its script down instead of losing echoes.
+    pending: Option<(Key, String)>,
+}
+
+struct Echo {
+    scripts: [Script; 2],
+    entropy: OsEntropy,
+}
+
+/// Index of the echo object's script, which the stdin commands act on.
+const OBJECT: usize = 0;
+/// Index of the region-scope echo script.
+const REGION: usize = 1;
+
+impl Echo {
+    fn new(mut entropy: OsEntropy) -> Echo {
+        let mut info = || ScriptInfo { script: key(&mut entropy), object: key(&mut entropy), owner: key(&mut entropy) };
+        let (object, region) = (info(), info());
+        Echo {
+            scripts: [
+                Script { info: object, domain: None, label: "object-url", url: None, pending: None },
+                Script { info: region, domain: Some("echo"), label: "region-url", url: None, pending: None },
+            ],
+            entropy,
+        }
+    }
+
+    /// What a script does in `state_entry`, `on_rez` or `changed`: ask for a URL.
+    fn request(&mut self, region: &mut Region, which: usize) {
+        let script = &mut self.scripts[which];
+        script.url = None;
+        script.pending = None;
+        let scope = if script.domain.is_some() { Scope::Region } else { Scope::Object };
+        let request =
+            WebsocketRequest { scope, domain: script.domain.map(str::to_string), ..WebsocketRequest::default() };
+        region.request_websocket(script.info, &request);
+    }
+
+    fn command(&mut self, region: &mut Region, now: Instant, command: &str) {
+        let info = self.scripts[OBJECT].info;
+        match command {
+            "reset" => region.script_reset(now, info.script),
+            "rez" => {
+                region.object_rezzed(now, info.object);
+                // A rezzed copy is a new object.
+                self.scripts[OBJECT].info.object = key(&mut self.entropy);
+            }
+            "region-change" => region.object_changed_region(now, info.object),
+            "owner-change" => {
+                region.owner_changed(now, info.object);
+                self.scripts[OBJECT].info.owner = key(&mut self.entropy);
+            }
+            "remove" => {
+                region.object_removed(now, info.object);
+                region.script_removed(now, info.script);
+                // The object is gone; a fresh copy is rezzed in its place.
+                let new = &mut self.scripts[OBJECT].info;
+                new.object = key(&mut self.entropy);
+                new.script = key(&mut self.entropy);
+            }
+            "release" => {
+                if let Some(url) = self.scripts[OBJECT].url.take()
+                    && let Err(e) = region.release_websocket(now, info.script, &url)
+                {
+                    eprintln!("release {url}: {e}");
+                }
+            }
+            "restart" => {
+                region.region_restart(now);
+                self.request(region, REGION);
+            }
+            _ => return,
+        }
+        self.request(region, OBJECT);
+    }
+
+    /// Sends one echo; `false` if the client's buffer is full and it must wait.
+    fn echo(&mut self, region: &mut Region, which: usize, session: Key, text: String) -> bool {
+        let script = self.scripts[which].info.script;
+        match region.websocket_send(script, session, &text) {
+            Err(SendError::Busy) => {
+                self.scripts[which].pending = Some((session, text));
+                false
+            }
+            // The session closed meanwhile: nobody to answer.
+            Ok(()) | Err(_) => true,
+        }
+    }
+
+    /// Reads the script's events unless it is waiting for a busy client.
+    fn run_script(&mut self, region: &mut Region, which: usize) {
+        if let Some((session, text)) = self.scripts[which].pending.take()
+            && !self.echo(region, which, session, text)
+        {
+            return;
+        }
+        let script = self.scripts[which].info.script;
+        while let Some(event) = region.poll_event(script) {
+            match event.kind {
+                EventKind::Text => {
+                    if !self.echo(region, which, event.id, event.data.to_string()) {
+                        return;
+                    }
+                }
+                EventKind::UrlGranted => {
+                    let s = &mut self.scripts[which];
+                    if s.url.as_deref() != Some(&*event.data) {
+                        s.url = Some(event.data.to_string());
+                        print_line(&format!("{} {}", s.label, event.data));
+                    }
+                }
+                EventKind::UrlDenied => eprintln!("{} denied: {}", self.scripts[which].label, event.data),
+                EventKind::Open | EventKind::Close => {}
+            }
+        }
+    }
+
+    fn urls_json(&self) -> String {
+        let field = |url: &Option<String>| match url {
+            Some(u) => format!("\"{}\"", u.replace('\\', "\\\\").replace('"', "\\\"")),
+            None => "null".to_string(),
+        };
+        format!("{{\"object\":{},\"region\":{}}}", field(&self.scripts[OBJECT].url), field(&self.scripts[REGION].url))
+    }
+}
+
+impl Handler for Echo {
+    fn on_start(&mut self, region: &mut Region, _now: Instant) {
+        self.request(region, OBJECT);
+        self.request(region, REGION);
+    }
+
+    fn on_event(&mut self, _region: &mut Region, _now: Instant, _script: Key, _event: Event) {
+        // Unused: `on_events` reads events itself, to stop while a client is busy.
+    }
+
+    fn on_events(&mut self, region: &mut Region, _now: Instant, script: Key) {
+        if let Some(which) = self.scripts.iter().position(|s| s.info.script == script) {
+            self.run_script(region, which);
+        } else {
+            // A script that is gone (e.g. after `remove`): nothing listens.
+            while region.poll_event(script).is_some() {}
+        }
+    }
+
+    fn tick(&mut self, region: &mut Region, _now: Instant) {
+        for which in [OBJECT, REGION] {
+            if self.scripts[which].pending.is_some() {
+                self.run_script(region, which);
+            }
+        }
+    }
+
+    fn on_http_request(&mut self, region: &mut Region, _now: Instant, conn: ConnectionId, method: &str, target: &str) {
+        let path = target.split('?').next().unwrap_or("");
+        let answer = match (method, path) {
+            ("GET", "/") => region.respond(conn, 200, "text/html; charset=utf-8", PAGE.as_bytes()),
+            ("GET", "/urls") => region.respond(conn, 200, "application/json", self.urls_json().as_bytes()),
+            ("GET", _) => region.respond(conn, 404, "text/plain; charset=utf-8", b"not found\n"),
+            _ => region.respond(conn, 405, "text/plain; charset=utf-8", b"method not allowed\n"),
+        };
+        // The client may have gone already; nothing to answer then.
+        let _ = answer;
+    }
+}
+
+fn key(entropy: &mut OsEntropy) -> Key {
+    let mut bytes = [0; 16];
+    entropy.fill(&mut bytes);
+    Key::from_random_bytes(bytes)
+}
+
+/// One line on stdout, flushed at once: other programs wait for it.
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+struct Args {
+    bind: String,
+    max_message: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { bind: "127.0.0.1:8787".to_string(), max_message: Config::default().max_message };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bind" => args.bind = it.next().ok_or("--bind needs an address")?,
+            "--max-message" => {
+                let n = it.next().ok_or("--max-message needs a number")?;
+                args.max_message = n.parse().map_err(|_| format!("--max-message: not a number: {n}"))?;
+                if args.max_message == 0 {
+                    return Err("--max-message must be at least 1".into());
+                }
+            }
+            "-h" | "--help" => {
+                return Err("usage: echo_server [--bind ADDR] [--max-message N]".into());
+            }
+            other => {
+                return Err(format!("unknown argument {other} (usage: echo_server [--bind ADDR] [--max-message N])"));
+            }
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let entropy = match OsEntropy::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Config {
+        max_message: args.max_message,
+        serve_other_paths: true,
+        // 200 clients connecting at once from one address must not be refused 429.
+        handshakes_per_second: 400,
+        ..Config::default()
+    };
+    let server = match Server::bind(&args.bind, config, Echo::new(entropy)).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("cannot listen on {}: {e}", args.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Ok(addr) = server.local_addr() {
+        eprintln!("listening on http://{addr}/");
+    }
+    let handle = server.handle();
+    // stdin is read on a plain thread; its end does not stop the server.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let command = line.trim().to_string();
+            if command.is_empty() {
+                continue;
+            }
+            let sent = match command.as_str() {
+                "quit" => handle.shutdown(),
+                c if COMMANDS.contains(&c) => handle.call(move |echo: &mut Echo, region, now| {
+                    echo.command(region, now, &command);
+                }),
+                _ => {
+                    eprintln!("unknown command {command:?}; commands: {}", COMMANDS.join(", "));
+                    Ok(())
+                }
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+    server.run().await;
+    ExitCode::SUCCESS
+}

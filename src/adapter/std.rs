@@ -165,10 +165,8 @@ impl<H: Handler + 'static> Server<H> {
         handler.on_start(&mut region, now);
         drain(&mut region, &mut handler, &mut conns, now);
         loop {
-            let wake = [region.poll_timeout(), conns.deadlines.first().map(|d| d.0), shutdown_at]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake =
+                [region.poll_timeout(), conns.deadlines.first().map(|d| d.0), shutdown_at].into_iter().flatten().min();
             let first = match wake {
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),

@@ -440,9 +440,6 @@ async fn connection(
     // Shut down our side, then drain the peer's until it closes: closing a
     // socket with unread input sends a reset, which can destroy our close frame.
     if stream.shutdown().await.is_ok() {
-        let _ = tokio::time::timeout(LINGER, async {
-            while let Ok(1..) = stream.read(&mut buf).await {}
-        })
-        .await;
+        let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = stream.read(&mut buf).await {} }).await;
     }
 }
