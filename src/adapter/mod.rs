@@ -8,8 +8,8 @@
 //!
 //! | module | feature | shape |
 //! |---|---|---|
-//! | [`std`](crate::adapter::std) | `std` | blocking `std::net`: the caller's thread owns the region, two threads per connection |
-//! | [`tokio`](crate::adapter::tokio) | `tokio` | one task owns the region, one task per connection; thousands of connections |
+//! | [`std`] | `std` | blocking `std::net`: the caller's thread owns the region, two threads per connection |
+//! | [`tokio`] | `tokio` | one task owns the region, one task per connection; thousands of connections |
 //!
 //! Both share the [`Handler`] trait (where script logic runs), the
 //! [`OsEntropy`] source, and the same command model: a `Handle` sends closures

@@ -4,25 +4,33 @@
 //! use std::time::Instant;
 //! use lsl_websocket::adapter::Handler;
 //! use lsl_websocket::adapter::tokio::Server;
-//! use lsl_websocket::{Config, Event, EventKind, Key, Region};
+//! use lsl_websocket::{Config, Event, EventKind, Key, Region, ScriptInfo, WebsocketRequest};
 //!
-//! /// Echoes every text back to its session.
-//! struct Echo;
+//! /// One script that asks for a URL and echoes every text back to its session.
+//! struct Echo(ScriptInfo);
 //!
 //! impl Handler for Echo {
+//!     fn on_start(&mut self, region: &mut Region, _now: Instant) {
+//!         region.request_websocket(self.0, &WebsocketRequest::default());
+//!     }
+//!
 //!     fn on_event(&mut self, region: &mut Region, _now: Instant, script: Key, event: Event) {
-//!         if event.kind == EventKind::Text {
-//!             let _ = region.websocket_send(script, event.id, &event.data);
+//!         match event.kind {
+//!             EventKind::UrlGranted => println!("connect to {}", event.data),
+//!             EventKind::Text => {
+//!                 let _ = region.websocket_send(script, event.id, &event.data);
+//!             }
+//!             _ => {}
 //!         }
 //!     }
 //! }
 //!
-//! # async fn run() -> Result<(), lsl_websocket::adapter::Error> {
-//! let server = Server::bind("127.0.0.1:0", Config::default(), Echo).await?;
+//! # async fn run(script: ScriptInfo) -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind("127.0.0.1:0", Config::default(), Echo(script)).await?;
 //! let handle = server.handle();
-//! // Script calls from elsewhere run on the region's task:
-//! handle.call(|_echo, region, _now| { let _ = region.free_websockets(lsl_websocket::NULL_KEY); })?;
-//! let _echo = server.run().await;
+//! // Lifecycle notices and script calls from elsewhere run on the region's task:
+//! handle.call(move |_echo, region, now| region.script_reset(now, script.script))?;
+//! let _echo = server.run().await; // until handle.shutdown()
 //! # Ok(()) }
 //! ```
 //!

@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod checks;
 pub mod echo;
 pub mod process;
+pub mod webdriver;
 pub mod wire;
 
 use std::net::SocketAddr;

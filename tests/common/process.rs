@@ -22,36 +22,40 @@ use super::{Target, WAIT, wire};
 /// Path of the built `echo_server` example.
 pub fn echo_server_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("ECHO_SERVER_BIN") {
-            return path.into();
-        }
-        let mut features = Vec::new();
-        if cfg!(feature = "std") {
-            features.push("std");
-        }
-        if cfg!(feature = "tokio") {
-            features.push("tokio");
-        }
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--example", "echo_server", "--message-format=json-render-diagnostics"])
-            .args(["--features", &features.join(",")])
-            .stderr(Stdio::inherit());
-        // The same profile as this test, so the library's artifacts are shared.
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build --example echo_server");
-        assert!(out.status.success(), "cargo build --example echo_server failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "echo_server")
-            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no echo_server executable")
+    BIN.get_or_init(|| match std::env::var_os("ECHO_SERVER_BIN") {
+        Some(path) => path.into(),
+        None => example_bin("echo_server"),
     })
     .clone()
+}
+
+/// Builds an example with the same cargo, profile and features as this test
+/// and returns the executable's path, as cargo reports it.
+pub fn example_bin(name: &str) -> PathBuf {
+    let mut features = Vec::new();
+    if cfg!(feature = "std") {
+        features.push("std");
+    }
+    if cfg!(feature = "tokio") {
+        features.push("tokio");
+    }
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--example", name, "--message-format=json-render-diagnostics"])
+        .args(["--features", &features.join(",")])
+        .stderr(Stdio::inherit());
+    // The same profile as this test, so the library's artifacts are shared.
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo build --example");
+    assert!(out.status.success(), "cargo build --example {name} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name)
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no {name} executable"))
 }
 
 /// A line the child printed.
