@@ -82,6 +82,7 @@ fn numbered(i: usize, len: usize) -> String {
 }
 
 pub fn backpressure_reaches_tcp(start: Start) {
+    let _heavy = super::heavy();
     let t = start(example_config());
     t.with(|h, _, _| h.asleep = true);
     let mut raw = Raw::open(&t.object_url());
@@ -130,6 +131,7 @@ pub fn backpressure_reaches_tcp(start: Start) {
 }
 
 pub fn busy_is_honest(start: Start) {
+    let _heavy = super::heavy();
     let t = start(example_config());
     let mut raw = Raw::open(&t.object_url());
     let session = newest_session(&t);

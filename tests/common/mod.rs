@@ -20,6 +20,13 @@ use std::time::Duration;
 /// How long any single wait in these tests may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Serializes the load-heavy checks (hundreds of connections) within one test
+/// binary, so that rate-sensitive ones are not starved by another's load.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A running server with the echo scripts of the `echo_server` example.
 pub trait Target: Send {
     /// Where it listens.
