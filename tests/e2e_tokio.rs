@@ -8,3 +8,33 @@ use common::echo::{example_config, start_tokio};
 
 conformance_tests!(start_tokio(example_config()));
 adapter_tests!(start_tokio);
+
+/// Thousands of open sessions on one runtime, each still served.
+#[test]
+fn two_thousand_sessions() {
+    use common::Target;
+    use common::wire::Raw;
+    let _heavy = common::heavy();
+    let config = lsl_websocket::Config { sessions_per_url: 4000, handshakes_per_second: 100_000, ..example_config() };
+    let t = start_tokio(config);
+    let url = t.object_url();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut sessions: Vec<Raw> = (0..250).map(|_| Raw::open(&url)).collect();
+                for (j, raw) in sessions.iter_mut().enumerate() {
+                    raw.text(&format!("{i}/{j}"));
+                }
+                for (j, raw) in sessions.iter_mut().enumerate() {
+                    assert_eq!(raw.expect_text(), format!("{i}/{j}"));
+                }
+                sessions
+            })
+        })
+        .collect();
+    let sessions: Vec<Raw> = threads.into_iter().flat_map(|t| t.join().expect("a client thread")).collect();
+    assert_eq!(sessions.len(), 2000);
+    let opens = t.with(|h, _, _| h.events.iter().filter(|(_, e)| e.kind == lsl_websocket::EventKind::Open).count());
+    assert_eq!(opens, 2000, "one WS_OPEN per session");
+}

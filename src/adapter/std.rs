@@ -68,6 +68,8 @@ use crate::session::ConnectionId;
 const READ_CHUNK: usize = 16 * 1024;
 /// Messages waiting for the region thread; beyond this, senders wait.
 const QUEUE: usize = 1024;
+/// Stack of each connection thread: they only move buffers that live on the heap.
+const THREAD_STACK: usize = 256 * 1024;
 /// How long the last write of a closing connection may take.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -272,7 +274,8 @@ impl<H> std::fmt::Debug for Handle<H> {
 impl<H: 'static> Handle<H> {
     /// Runs `f` on the region's thread, between polls, with the handler, the
     /// region and the current time; its effects are drained right after.
-    /// Waits only while the region's queue is full.
+    /// Waits only while the region's queue is full, so do not call it from a
+    /// [`Handler`] method (which runs on the region's thread).
     pub fn call<F>(&self, f: F) -> Result<(), Stopped>
     where
         F: FnOnce(&mut H, &mut Region, Instant) + Send + 'static,
@@ -383,11 +386,13 @@ impl<H: 'static> Conns<H> {
         let reader_gate = Arc::clone(&gate);
         thread::Builder::new()
             .name(format!("lslws-read-{}", conn.0))
+            .stack_size(THREAD_STACK)
             .spawn(move || reader(conn, read_half, &reader_gate, &reports))?;
         let reports = self.tx.clone();
         let writer_gate = Arc::clone(&gate);
         let spawned = thread::Builder::new()
             .name(format!("lslws-write-{}", conn.0))
+            .stack_size(THREAD_STACK)
             .spawn(move || writer(conn, write_half, &writer_rx, &writer_gate, &reports));
         if let Err(e) = spawned {
             let _ = stream.shutdown(Shutdown::Both); // ends the reader

@@ -36,7 +36,8 @@
 //!
 //! # How it moves bytes
 //!
-//! - **Reading.** Each connection task reads up to 16 KiB at a time and
+//! - **Reading.** Each connection task reads up to 16 KiB at a time (an
+//!   idle connection holds no buffer) and
 //!   hands the chunk to the region task over one bounded channel, waiting
 //!   when it is full. On [`Output::PauseReading`](crate::Output::PauseReading)
 //!   the task stops reading; unread bytes stay in the kernel, the TCP window
@@ -413,7 +414,6 @@ async fn connection(
     mut cmds: mpsc::UnboundedReceiver<ConnCmd>,
     reports: mpsc::Sender<Report>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
     let mut paused = false;
     loop {
         tokio::select! {
@@ -432,15 +432,19 @@ async fn connection(
                 Some(ConnCmd::Resume) => paused = false,
                 Some(ConnCmd::Close) | None => break,
             },
-            read = stream.read(&mut buf), if !paused => match read {
-                Ok(0) | Err(_) => {
-                    let _ = reports.send(Report::Gone(conn)).await;
+            ready = stream.readable(), if !paused => {
+                // The buffer is allocated only once bytes are waiting, so an
+                // idle connection holds none, and it is handed over as it is.
+                let mut buf = Vec::with_capacity(READ_CHUNK);
+                let report = match ready.and_then(|()| stream.try_read_buf(&mut buf)) {
+                    Ok(0) => Report::Gone(conn),
+                    Ok(_) => Report::Data(conn, buf),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => Report::Gone(conn),
+                };
+                let gone = matches!(report, Report::Gone(_));
+                if reports.send(report).await.is_err() || gone {
                     return;
-                }
-                Ok(n) => {
-                    if reports.send(Report::Data(conn, buf[..n].to_vec())).await.is_err() {
-                        return;
-                    }
                 }
             },
         }
@@ -448,6 +452,7 @@ async fn connection(
     // Shut down our side, then drain the peer's until it closes: closing a
     // socket with unread input sends a reset, which can destroy our close frame.
     if stream.shutdown().await.is_ok() {
+        let mut buf = vec![0u8; 4096];
         let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = stream.read(&mut buf).await {} }).await;
     }
 }
