@@ -205,6 +205,9 @@ impl<H: Handler + 'static> Server<H> {
                     }
                     Msg::Gone(conn) => {
                         if let Some(state) = conns.map.remove(&conn) {
+                            if let Some(deadline) = state.closing {
+                                conns.deadlines.remove(&(deadline, conn));
+                            }
                             state.kill();
                             let _ = region.handle_input(now, Input::PeerClosed { conn });
                         }
@@ -237,6 +240,8 @@ impl<H: Handler + 'static> Server<H> {
         }
         stop.store(true, Ordering::Release);
         wake_acceptor(local);
+        // Threads blocked on a full queue see it gone and end.
+        drop(rx);
         let _ = acceptor.join();
         Ok(handler)
     }
@@ -357,7 +362,8 @@ struct ConnState {
     gate: Arc<Gate>,
     writer: mpsc::Sender<WriterCmd>,
     writing: bool,
-    closing: bool,
+    /// The core said [`Output::Close`](crate::Output::Close); the last write must end by then.
+    closing: Option<Instant>,
 }
 
 impl ConnState {
@@ -398,7 +404,7 @@ impl<H: 'static> Conns<H> {
             let _ = stream.shutdown(Shutdown::Both); // ends the reader
             return Err(e);
         }
-        self.map.insert(conn, ConnState { stream, gate, writer: writer_tx, writing: false, closing: false });
+        self.map.insert(conn, ConnState { stream, gate, writer: writer_tx, writing: false, closing: None });
         Ok(())
     }
 
@@ -428,7 +434,8 @@ impl<H: 'static> Transport for Conns<H> {
                 state.writing = true;
                 let _ = state.writer.send(WriterCmd::Write(batch));
             }
-            None if state.closing => {
+            None if let Some(deadline) = state.closing => {
+                self.deadlines.remove(&(deadline, conn));
                 let _ = state.writer.send(WriterCmd::Close);
                 self.map.remove(&conn);
             }
@@ -442,11 +449,12 @@ impl<H: 'static> Transport for Conns<H> {
             while region.poll_transmit(conn).is_some() {}
             return;
         };
-        if !state.closing {
-            state.closing = true;
+        if state.closing.is_none() {
+            let deadline = self.now + FLUSH_TIMEOUT;
+            state.closing = Some(deadline);
             // From now on the reader only drains (also if paused), so the close echo is read.
             state.gate.update(|s| s.closing = true);
-            self.deadlines.insert((self.now + FLUSH_TIMEOUT, conn));
+            self.deadlines.insert((deadline, conn));
         }
         self.transmit(region, conn);
     }

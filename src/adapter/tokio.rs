@@ -214,7 +214,7 @@ impl<H: Handler> Server<H> {
                         let _ = stream.set_nodelay(true);
                         let (tx, rx) = mpsc::unbounded_channel();
                         let task = tokio::spawn(connection(conn, stream, rx, report_tx.clone()));
-                        conns.map.insert(conn, ConnState { tx, task, writing: false, closing: false });
+                        conns.map.insert(conn, ConnState { tx, task, writing: false, closing: None });
                         // Ids are fresh, so the core cannot refuse them.
                         let _ = region.handle_input(Instant::now(), Input::Accepted { conn, remote: remote.ip() });
                     }
@@ -320,8 +320,8 @@ struct ConnState {
     task: JoinHandle<()>,
     /// The connection task holds a batch it has not finished writing.
     writing: bool,
-    /// The core said [`Output::Close`](crate::Output::Close).
-    closing: bool,
+    /// The core said [`Output::Close`](crate::Output::Close); the last write must end by then.
+    closing: Option<Instant>,
 }
 
 /// The region task's view of its connections.
@@ -340,7 +340,10 @@ impl Conns {
                 let _ = region.handle_input(now, Input::Received { conn, data: &data });
             }
             Report::Gone(conn) => {
-                if self.map.remove(&conn).is_some() {
+                if let Some(state) = self.map.remove(&conn) {
+                    if let Some(deadline) = state.closing {
+                        self.deadlines.remove(&(deadline, conn));
+                    }
                     let _ = region.handle_input(now, Input::PeerClosed { conn });
                 }
             }
@@ -379,7 +382,8 @@ impl Transport for Conns {
                 state.writing = true;
                 let _ = state.tx.send(ConnCmd::Write(batch));
             }
-            None if state.closing => {
+            None if let Some(deadline) = state.closing => {
+                self.deadlines.remove(&(deadline, conn));
                 let _ = state.tx.send(ConnCmd::Close);
                 self.map.remove(&conn);
             }
@@ -393,9 +397,10 @@ impl Transport for Conns {
             while region.poll_transmit(conn).is_some() {}
             return;
         };
-        if !state.closing {
-            state.closing = true;
-            self.deadlines.insert((self.now + FLUSH_TIMEOUT, conn));
+        if state.closing.is_none() {
+            let deadline = self.now + FLUSH_TIMEOUT;
+            state.closing = Some(deadline);
+            self.deadlines.insert((deadline, conn));
         }
         self.transmit(region, conn);
     }
