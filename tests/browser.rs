@@ -6,11 +6,11 @@
 //!
 //! Fails, not skips, without Chromium: `scripts/setup.sh` installs it.
 
-mod common;
+mod e2e_support;
 
-use common::Target;
-use common::process::EchoProcess;
-use common::webdriver::{Browser, target_dir};
+use e2e_support::Target;
+use e2e_support::process::EchoProcess;
+use e2e_support::webdriver::{Browser, target_dir};
 
 #[test]
 fn demo_page_echoes_in_chromium() {

@@ -2,15 +2,15 @@
 //! bridge's stdout, `send` lines on its stdin reach the client, and end of
 //! input shuts it down.
 
-mod common;
+mod e2e_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use common::WAIT;
-use common::process::example_bin;
-use common::wire::Raw;
+use e2e_support::WAIT;
+use e2e_support::process::example_bin;
+use e2e_support::wire::Raw;
 
 #[test]
 fn relays_a_session_through_stdio() {

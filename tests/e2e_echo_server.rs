@@ -1,15 +1,15 @@
 //! End to end against the `echo_server` example, run as a child process
-//! (see `common::process` for how it is built and found), over real TCP on
+//! (see `e2e_support::process` for how it is built and found), over real TCP on
 //! 127.0.0.1: every SPEC §5 row a socket can observe, each stdin command,
 //! `quit`, and 200 clients × 100 messages.
 
-mod common;
+mod e2e_support;
 
 use std::time::Duration;
 
-use common::process::{EchoProcess, Line};
-use common::wire::{self, Raw, client, echo_once, http_body, split_url};
-use common::{Target, WAIT};
+use e2e_support::process::{EchoProcess, Line};
+use e2e_support::wire::{self, Raw, client, echo_once, http_body, split_url};
+use e2e_support::{Target, WAIT};
 
 conformance_tests!(EchoProcess::start(&[]));
 
@@ -53,7 +53,7 @@ fn max_message_flag() {
 
 #[test]
 fn bad_arguments_exit_2() {
-    let out = std::process::Command::new(common::process::echo_server_bin())
+    let out = std::process::Command::new(e2e_support::process::echo_server_bin())
         .args(["--max-message", "lots"])
         .output()
         .expect("run echo_server");

@@ -7,11 +7,11 @@
 //! the region endpoint URL). Until it lands, the region echo script is
 //! denied `bad-option` and every test here fails at "region endpoint granted".
 
-mod common;
+mod e2e_support;
 
-use common::Target;
-use common::checks::many_clients;
-use common::wire::{Raw, client, echo_once, http, recv_close, recv_text, split_url, upgrade_request};
+use e2e_support::Target;
+use e2e_support::checks::many_clients;
+use e2e_support::wire::{Raw, client, echo_once, http, recv_close, recv_text, split_url, upgrade_request};
 use tungstenite::Message;
 
 fn region_url(t: &dyn Target) -> String {
@@ -89,7 +89,7 @@ macro_rules! region_tests {
 }
 
 mod echo_server {
-    use super::common::process::EchoProcess;
+    use super::e2e_support::process::EchoProcess;
 
     region_tests!(EchoProcess::start(&[]));
 
@@ -102,7 +102,7 @@ mod echo_server {
 
     #[test]
     fn demo_page_region_echo_in_chromium() {
-        use super::common::webdriver::{Browser, target_dir};
+        use super::e2e_support::webdriver::{Browser, target_dir};
         let p = EchoProcess::start(&[]);
         let region = super::region_url(&p);
         let browser = Browser::start();
@@ -117,13 +117,13 @@ mod echo_server {
 }
 
 mod tokio_adapter {
-    use super::common::echo::{example_config, start_tokio};
+    use super::e2e_support::echo::{example_config, start_tokio};
 
     region_tests!(start_tokio(example_config()));
 }
 
 mod std_adapter {
-    use super::common::echo::{example_config, start_std};
+    use super::e2e_support::echo::{example_config, start_std};
 
     region_tests!(start_std(example_config()));
 }

@@ -2,9 +2,9 @@
 //! for the example, plus timers, back-pressure and `WS_ERR_BUSY`, which need
 //! a short config or access to the region.
 
-mod common;
+mod e2e_support;
 
-use common::echo::{example_config, start_std};
+use e2e_support::echo::{example_config, start_std};
 
 conformance_tests!(start_std(example_config()));
 adapter_tests!(start_std);

@@ -2,9 +2,9 @@
 //! for the example, plus timers, back-pressure and `WS_ERR_BUSY`, which need
 //! a short config or access to the region.
 
-mod common;
+mod e2e_support;
 
-use common::echo::{example_config, start_tokio};
+use e2e_support::echo::{example_config, start_tokio};
 
 conformance_tests!(start_tokio(example_config()));
 adapter_tests!(start_tokio);
@@ -12,9 +12,9 @@ adapter_tests!(start_tokio);
 /// Thousands of open sessions on one runtime, each still served.
 #[test]
 fn two_thousand_sessions() {
-    use common::Target;
-    use common::wire::Raw;
-    let _heavy = common::heavy();
+    use e2e_support::Target;
+    use e2e_support::wire::Raw;
+    let _heavy = e2e_support::heavy();
     let config = lsl_websocket::Config { sessions_per_url: 4000, handshakes_per_second: 100_000, ..example_config() };
     let t = start_tokio(config);
     let url = t.object_url();

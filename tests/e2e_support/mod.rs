@@ -59,7 +59,7 @@ macro_rules! conformance_tests {
             #[test]
             fn $check() {
                 let mut target = $start;
-                $crate::common::checks::$check(&mut target);
+                $crate::e2e_support::checks::$check(&mut target);
             }
         )*
     };

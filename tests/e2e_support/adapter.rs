@@ -22,7 +22,7 @@ macro_rules! adapter_tests {
         $(
             #[test]
             fn $check() {
-                $crate::common::adapter::$check($start);
+                $crate::e2e_support::adapter::$check($start);
             }
         )*
     };
