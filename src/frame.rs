@@ -204,7 +204,7 @@ pub(crate) fn close(code: u16, reason: &str) -> Bytes {
         end -= 1;
     }
     let mut out = BytesMut::new();
-    encode(&mut out, OpCode::Control(Control::Close), &[&code.to_be_bytes(), reason[..end].as_bytes()]);
+    encode(&mut out, OpCode::Control(Control::Close), &[&code.to_be_bytes(), &reason.as_bytes()[..end]]);
     out.freeze()
 }
 

@@ -11,6 +11,7 @@ pub mod handshake;
 pub mod key;
 pub mod lifecycle;
 pub mod region;
+mod routing;
 pub mod script;
 pub mod session;
 pub mod url;

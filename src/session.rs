@@ -33,12 +33,30 @@ impl Headers {
     }
 }
 
+/// A domain a region-endpoint client has addressed, and the session key
+/// listeners of that domain know the client by.
+#[derive(Debug)]
+pub(crate) struct Contact {
+    pub(crate) domain: std::sync::Arc<str>,
+    pub(crate) key: Key,
+    /// Sent `sub` (and got no `uns` since): receives broadcasts, listeners saw `WS_OPEN`.
+    pub(crate) subscribed: bool,
+}
+
+/// Where a session's messages go.
+#[derive(Debug)]
+pub(crate) enum Route {
+    /// An object-scope URL: every message goes to its one script.
+    Object { key: Key, url: UrlId, script: Key },
+    /// The region endpoint: messages carry envelope addresses.
+    Region { contacts: Vec<Contact> },
+}
+
 /// An open WebSocket session.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) key: Key,
-    pub(crate) url: UrlId,
-    pub(crate) script: Key,
+    pub(crate) route: Route,
+    /// Largest message accepted from the client (for the region endpoint, including the envelope head).
     pub(crate) max_message: usize,
     pub(crate) decoder: Decoder,
     pub(crate) headers: Headers,
