@@ -874,6 +874,7 @@ impl Region {
             request.origin.unwrap_or(""),
             request.protocol.unwrap_or(""),
         ]);
+        let mut open = None;
         let (route, max_message) = if id == REGION_ENDPOINT {
             if self.region_sessions >= self.config.region_endpoint_sessions {
                 return self.refuse(conn, Status::Unavailable);
@@ -891,8 +892,9 @@ impl Region {
             let (script, max_message) = (record.script, record.max_message);
             let key = self.mint_key();
             self.sessions.insert(key, conn);
-            let open = Event { id: key, kind: EventKind::Open, domain: Text::default(), data: target.path_info.into() };
-            self.push_event(script, Some(id), open);
+            let event =
+                Event { id: key, kind: EventKind::Open, domain: Text::default(), data: target.path_info.into() };
+            open = Some((script, id, event));
             (Route::Object { key, url: id, script }, max_message)
         };
         let session = Session {
@@ -909,6 +911,9 @@ impl Region {
             c.timer = None;
         }
         self.queue(conn, Bytes::from(handshake::accept_response(ws_key)));
+        if let Some((script, id, event)) = open {
+            self.push_event(script, Some(id), event);
+        }
         self.arm(conn);
         // A client may send frames right behind its head.
         let rest = &buf[head_len..];
