@@ -44,7 +44,8 @@
 //! Randomness comes from the [`Entropy`] passed to [`Region::new`]: a
 //! [`SeededEntropy`] makes a run reproducible (same inputs, same URLs, keys
 //! and bytes); embedders on the internet pass an OS CSPRNG. Maps use a fixed
-//! hasher for the same reason.
+//! hasher (no hidden randomness; every key is minted by the core or chosen
+//! by the embedder, and remote addresses are bucketed).
 //!
 //! ## LSL to Rust
 //!
@@ -137,6 +138,7 @@ pub mod entropy;
 pub mod envelope;
 mod frame;
 pub mod handshake;
+mod hash;
 pub mod key;
 pub mod lifecycle;
 pub mod region;

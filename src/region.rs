@@ -1,8 +1,7 @@
 //! The `Region` state machine: all URLs, sessions and script queues of one region.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use crate::entropy::Entropy;
 use crate::envelope::{self, ClientFrame, ErrorWord, ServerFrame};
 use crate::frame::{self, Decoded, Violation};
 use crate::handshake::{self, Parsed, Status};
+use crate::hash::Map;
 use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::routing::Router;
@@ -22,10 +22,6 @@ use crate::script::{
 };
 use crate::session::{Conn, ConnectionId, Contact, Headers, Phase, Route, Session};
 use crate::url;
-
-/// Hash maps with a fixed hasher: the core draws no randomness of its own, and
-/// its keys are capabilities it minted or ids the embedder chose.
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<std::hash::DefaultHasher>>;
 
 /// Who makes a script call: the script and the object and owner it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -439,20 +435,25 @@ impl Region {
         let (conn, domain) = self.own_session(script, session).ok_or(SendError::NoSession)?;
         let max = match &domain {
             Some(d) => self.listener(script, d).map_or(0, |id| self.urls[&id].max_message),
-            None => self.conns[&conn].session().map_or(0, |s| s.max_message),
+            None => 0,
         };
+        let limit = self.config.outgoing_buffer;
+        let Some(c) = self.conns.get_mut(&conn) else { return Err(SendError::NoSession) };
+        let max = if domain.is_some() { max } else { c.session().map_or(0, |s| s.max_message) };
         if text.len() > max {
             return Err(SendError::TooLarge);
         }
         let head = domain.as_ref().map_or(0, |d| d.len() + 5);
-        if self.conns[&conn].out_len + head + text.len() + frame::MAX_HEADER > self.config.outgoing_buffer {
+        if c.out_len + head + text.len() + frame::MAX_HEADER > limit {
             return Err(SendError::Busy);
         }
         let bytes = match &domain {
             Some(d) => frame::text_parts(&[b"msg,", d.as_bytes(), b",", text.as_bytes()]),
             None => frame::text(text.as_bytes()),
         };
-        self.queue(conn, bytes);
+        if c.push_out(bytes) {
+            self.outputs.push_back(Output::Transmit(conn));
+        }
         Ok(())
     }
 
@@ -762,11 +763,7 @@ impl Region {
     }
 
     fn queue(&mut self, conn: ConnectionId, bytes: Bytes) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        c.out_len += bytes.len();
-        c.out.push_back(bytes);
-        if !c.tx_notified {
-            c.tx_notified = true;
+        if self.conns.get_mut(&conn).is_some_and(|c| c.push_out(bytes)) {
             self.outputs.push_back(Output::Transmit(conn));
         }
     }
@@ -930,9 +927,14 @@ impl Region {
         self.close_now(conn);
     }
 
-    /// Fixed one-second windows per remote address.
+    /// Fixed one-second windows per remote address; IPv6 per /64, the block
+    /// one subscriber is usually given, so one host cannot fill the table.
     fn rate_ok(&mut self, now: Instant, remote: core::net::IpAddr) -> bool {
-        let entry = self.rate.entry(remote).or_insert((now, 0));
+        let bucket = match remote {
+            core::net::IpAddr::V6(v6) => core::net::IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+            v4 => v4,
+        };
+        let entry = self.rate.entry(bucket).or_insert((now, 0));
         if now.duration_since(entry.0) >= Duration::from_secs(1) {
             *entry = (now, 0);
         }

@@ -5,11 +5,10 @@
 //! keys its chat listeners, and then by the exact domain string: two domains
 //! whose channels collide share a bucket but never each other's traffic.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::clep;
+use crate::hash::Map;
 use crate::script::UrlId;
 use crate::session::ConnectionId;
 
@@ -27,13 +26,13 @@ pub(crate) struct Domain {
 /// The routing table of one region endpoint.
 #[derive(Debug)]
 pub(crate) struct Router {
-    buckets: HashMap<i32, Vec<Domain>, BuildHasherDefault<std::hash::DefaultHasher>>,
+    buckets: Map<i32, Vec<Domain>>,
     hash: fn(&str) -> i32,
 }
 
 impl Default for Router {
     fn default() -> Router {
-        Router { buckets: HashMap::default(), hash: clep::channel }
+        Router { buckets: Map::default(), hash: clep::channel }
     }
 }
 
@@ -76,7 +75,7 @@ impl Router {
 
     /// A table keyed by another hash: tests use it to force collisions.
     pub(crate) fn with_hash(hash: fn(&str) -> i32) -> Router {
-        Router { buckets: HashMap::default(), hash }
+        Router { buckets: Map::default(), hash }
     }
 }
 

@@ -108,6 +108,14 @@ impl Conn {
         }
     }
 
+    /// Queues bytes to write; returns whether the embedder must be told
+    /// (`Output::Transmit` is not already outstanding).
+    pub(crate) fn push_out(&mut self, bytes: Bytes) -> bool {
+        self.out_len += bytes.len();
+        self.out.push_back(bytes);
+        !std::mem::replace(&mut self.tx_notified, true)
+    }
+
     /// When this connection next needs attention, if ever.
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
         match &self.phase {
