@@ -283,7 +283,7 @@ impl Region {
         content_type: &str,
         body: &[u8],
     ) -> Result<(), InputError> {
-        if !self.conns.get(&conn).is_some_and(|c| matches!(c.phase, Phase::Handshake { .. })) {
+        if !self.conns.get(&conn).is_some_and(|c| matches!(c.phase, Phase::Http { .. })) {
             return Err(InputError::UnknownConnection(conn));
         }
         let mut response = format!(
@@ -810,7 +810,7 @@ impl Region {
                 self.end_session(conn, Some((1006, "ping timeout")));
                 self.close_now(conn);
             }
-            Phase::Handshake { .. } | Phase::Closing { .. } => self.close_now(conn),
+            Phase::Handshake { .. } | Phase::Http { .. } | Phase::Closing { .. } => self.close_now(conn),
             Phase::Closed => {}
         }
     }
@@ -828,7 +828,8 @@ impl Region {
                 self.pump(conn, data);
             }
             Phase::Closing { .. } => self.pump_closing(conn, data),
-            Phase::Closed => {}
+            // A request body or pipelined request waits for `respond`, which closes.
+            Phase::Http { .. } | Phase::Closed => {}
         }
         Ok(())
     }
@@ -851,7 +852,7 @@ impl Region {
         if self.config.serve_other_paths && !request.path.starts_with(url::PATH_PREFIX) {
             if let Some(c) = self.conns.get_mut(&conn) {
                 // Answered by `respond`, which closes; until then the handshake timer runs.
-                c.phase = Phase::Handshake { deadline: now + self.config.handshake_timeout };
+                c.phase = Phase::Http { deadline: now + self.config.handshake_timeout };
             }
             let (method, target) = (request.method.to_string(), request.path.to_string());
             self.outputs.push_back(Output::HttpRequest { conn, method, target });

@@ -72,6 +72,10 @@ pub(crate) enum Phase {
     Handshake {
         deadline: Instant,
     },
+    /// An `Output::HttpRequest` is out; waiting for `Region::respond` until the deadline.
+    Http {
+        deadline: Instant,
+    },
     Open(Box<Session>),
     /// The server sent a close and waits for the echo until the deadline.
     Closing {
@@ -119,7 +123,7 @@ impl Conn {
     /// When this connection next needs attention, if ever.
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
         match &self.phase {
-            Phase::Handshake { deadline } | Phase::Closing { deadline } => Some(*deadline),
+            Phase::Handshake { deadline } | Phase::Http { deadline } | Phase::Closing { deadline } => Some(*deadline),
             // A paused session is silent because we stopped reading it, not because the client is gone.
             Phase::Open(s) if s.paused => None,
             Phase::Open(s) => Some(s.ping_sent.unwrap_or(s.last_rx) + config.idle_interval),
