@@ -86,7 +86,10 @@ pub enum Output {
         /// The request target, e.g. `/index.html?x=1`.
         target: String,
     },
-    /// A URL was revoked (for the embedder's log; the script learns from LSL's own events).
+    /// A URL was revoked (for the embedder's log; the script learns from LSL's own events):
+    /// an object-scope URL, or the region endpoint at a restart. A script that
+    /// stops listening on a region domain revokes no URL (the endpoint lives
+    /// on), so it is not reported here.
     Revoked {
         /// The URL that stopped resolving.
         url: String,
