@@ -258,10 +258,6 @@ impl Model {
         Model { sim, scripts, urls: Vec::new(), sessions: Vec::new(), by_key: BTreeMap::new(), next_ip: 0 }
     }
 
-    fn script_index(&self, key: Key) -> usize {
-        self.scripts.iter().position(|s| s.script == key).unwrap()
-    }
-
     /// Checks one event against the model. Returns a new session's key for `WS_OPEN`.
     fn check(&mut self, script: usize, event: &Event) -> Result<Option<Key>, TestCaseError> {
         match event.kind {
@@ -331,12 +327,16 @@ impl Model {
                 }
             }
         }
+        // Only object-scope URLs are modelled; a restart also revokes the region endpoint.
+        let known = |url: &String| self.urls.iter().any(|u| u.url == *url);
         let mut told: Vec<_> = self
             .sim
             .log_since(mark)
             .iter()
             .filter_map(|o| match o {
-                Output::Revoked { url, cause } => Some((url.clone(), *cause)),
+                Output::Revoked { url, cause } if known(url) || *cause != Cause::RegionRestart => {
+                    Some((url.clone(), *cause))
+                }
                 _ => None,
             })
             .collect();
