@@ -680,3 +680,35 @@ fn websocket_close_without_echo_closes_after_the_close_timeout() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].data, "1000 done");
 }
+
+// ------------------------------------------------------------------ codes that never go on the wire
+
+#[test]
+fn close_codes_1005_1006_1015_never_appear_on_the_wire() {
+    let mut wire_codes = Vec::new();
+    let mut script_codes = Vec::new();
+    let mut record = |o: &mut Open| {
+        wire_codes.extend(o.sim.close_frames(o.client.conn).into_iter().map(|(code, _)| code));
+        script_codes
+            .extend(o.events().into_iter().filter(|e| e.kind == EventKind::Close).map(|e| e.data[..4].to_string()));
+    };
+    // Client close without status: the script hears 1005, the wire carries no code.
+    let mut o = open();
+    o.send(&frame(OP_CLOSE, []).build());
+    record(&mut o);
+    // Idle timeout and a vanished peer: the script hears 1006, the wire carries nothing.
+    let mut o = open();
+    o.sim.advance_secs(60.0);
+    record(&mut o);
+    let mut o = open();
+    o.sim.peer_closed(o.client.conn).unwrap();
+    record(&mut o);
+    // A client sending a reserved code is not echoed with it: the answer is 1002.
+    for code in [1005, 1006, 1015] {
+        let mut o = open();
+        o.send(&close(code, ""));
+        record(&mut o);
+    }
+    assert_eq!(script_codes, ["1005", "1006", "1006", "1002", "1002", "1002"]);
+    assert_eq!(wire_codes, [None, Some(1002), Some(1002), Some(1002)]);
+}
