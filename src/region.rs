@@ -237,6 +237,10 @@ impl Region {
                     return Err(InputError::UnknownConnection(conn));
                 };
                 if c.session().is_some() {
+                    // What the client sent before it left is delivered, even past a full queue.
+                    if !c.inbuf.is_empty() {
+                        self.pump_with(conn, &[], true);
+                    }
                     self.end_session(conn, Some((1006, "connection lost")));
                 }
                 self.conns.remove(&conn);
@@ -955,6 +959,12 @@ impl Region {
     /// Decodes and delivers frames of an open session from its held bytes
     /// followed by `data`, until the input runs out or the script queue is full.
     fn pump(&mut self, conn: ConnectionId, data: &[u8]) {
+        self.pump_with(conn, data, false);
+    }
+
+    /// `pump`; with `drain`, ignoring the queue limit (the peer has gone, so
+    /// pausing cannot push back any more and the held bytes are all there is).
+    fn pump_with(&mut self, conn: ConnectionId, data: &[u8], drain: bool) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         let mut held = std::mem::take(&mut c.inbuf);
         let input: &[u8] = if held.is_empty() {
@@ -969,6 +979,7 @@ impl Region {
             let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { break };
             // Object scope pushes back on the client; region scope answers `busy` per message instead.
             if let Route::Object { script, .. } = s.route
+                && !drain
                 && (s.paused || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue))
             {
                 self.pause(conn, script);
