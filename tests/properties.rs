@@ -573,7 +573,7 @@ impl Model {
             if s.revoked {
                 continue;
             }
-            if s.script_closed.is_some() && !s.peer_closed {
+            if s.script_closed.is_some() {
                 // A script that closes its own session discards what the client
                 // sent that it had not read yet (held by back-pressure), as
                 // closing a socket discards unread input; all queued before arrived.
