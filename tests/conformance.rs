@@ -124,3 +124,12 @@ fn runner_fails_what_it_should() {
     let ok = format!("{base}expect event s1 WS_URL_GRANTED id=$r1 domain=\"\" data=>$u data^=\"ws://\"\n");
     run_scenario(&ok).unwrap_or_else(|f| panic!("{f}"));
 }
+
+/// Runs the scenario file named by `SCENARIO` (a path), for debugging.
+#[test]
+fn one_scenario_from_env() {
+    if let Ok(path) = std::env::var("SCENARIO") {
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        run_scenario(&text).unwrap_or_else(|f| panic!("{path}:{f}"));
+    }
+}

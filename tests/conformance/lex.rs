@@ -260,8 +260,18 @@ fn bare_segs(bare: &str) -> Result<Vec<Seg>, String> {
 }
 
 fn expr(pieces: impl IntoIterator<Item = Piece>) -> Result<Expr, String> {
+    let pieces: Vec<Piece> = pieces.into_iter().collect();
     let mut segs = Vec::new();
-    for piece in pieces {
+    for (i, piece) in pieces.iter().enumerate() {
+        // A lone `+` between two quoted strings only joins them.
+        let between_quotes = |j: Option<usize>| j.and_then(|j| pieces.get(j)).is_some_and(|p| matches!(p, Piece::Quoted(..)));
+        if matches!(piece, Piece::Bare(b) if b == "+") && between_quotes(i.checked_sub(1)) && between_quotes(Some(i + 1)) {
+            continue;
+        }
+        let piece = match piece {
+            Piece::Bare(b) => Piece::Bare(b.clone()),
+            Piece::Quoted(q, n) => Piece::Quoted(q.clone(), *n),
+        };
         match piece {
             Piece::Bare(b) => segs.extend(bare_segs(&b)?),
             Piece::Quoted(q, 1) => segs.extend(q),
@@ -340,5 +350,14 @@ mod tests {
         assert!(tokenize(r#"a "\q""#).is_err());
         assert!(tokenize("a data=>url").is_err());
         assert!(tokenize("a $").is_err());
+        let args = tokenize(r#"h="X: "+"a"*3 b=a+b c="a"+b"#).unwrap();
+        let values: Vec<String> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Keyed { value, .. } => value.literal().unwrap(),
+                Arg::Pos { value, .. } => value.literal().unwrap(),
+            })
+            .collect();
+        assert_eq!(values, ["X: aaa", "a+b", "a+b"]);
     }
 }

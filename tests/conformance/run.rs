@@ -340,6 +340,9 @@ impl Runner {
     /// Drains `poll_output`, attributes each output, and hands held bytes to
     /// sessions whose reading resumed.
     fn drain(&mut self) {
+        if self.region.is_none() {
+            return;
+        }
         loop {
             while let Some(output) = self.region().poll_output() {
                 match output {
@@ -737,6 +740,9 @@ impl Runner {
     }
 
     fn config_step(&mut self, step: &Step) -> Res {
+        if self.region.is_some() {
+            return Err(bad("`config` after the region started"));
+        }
         let name = Self::name(step, 0);
         let value = self.pos_literal(step, 1)?;
         let c = &mut self.config;
