@@ -133,3 +133,27 @@ fn one_scenario_from_env() {
         run_scenario(&text).unwrap_or_else(|f| panic!("{path}:{f}"));
     }
 }
+
+/// Every scenario FORMAT.md names (its coverage table, its decisions) exists.
+#[test]
+fn format_names_existing_scenarios() {
+    let format =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/FORMAT.md")).expect("FORMAT.md");
+    let files: Vec<String> = scenario_files().iter().map(|p| file_name(p)).collect();
+    let (mut missing, mut named) = (Vec::new(), 0);
+    for quoted in format.split('`').skip(1).step_by(2) {
+        let is_name = quoted.len() > 3
+            && quoted.starts_with('s')
+            && quoted[1..2].chars().all(|c| c.is_ascii_digit())
+            && quoted[2..].starts_with('-')
+            && !quoted.contains(['*', ' ', '.']);
+        if is_name {
+            named += 1;
+            if !files.contains(&format!("{quoted}.scn")) {
+                missing.push(quoted.to_string());
+            }
+        }
+    }
+    assert!(named > 50, "FORMAT.md's coverage table names only {named} scenarios");
+    assert!(missing.is_empty(), "FORMAT.md names scenarios that do not exist: {missing:?}");
+}

@@ -264,8 +264,12 @@ fn expr(pieces: impl IntoIterator<Item = Piece>) -> Result<Expr, String> {
     let mut segs = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
         // A lone `+` between two quoted strings only joins them.
-        let between_quotes = |j: Option<usize>| j.and_then(|j| pieces.get(j)).is_some_and(|p| matches!(p, Piece::Quoted(..)));
-        if matches!(piece, Piece::Bare(b) if b == "+") && between_quotes(i.checked_sub(1)) && between_quotes(Some(i + 1)) {
+        let between_quotes =
+            |j: Option<usize>| j.and_then(|j| pieces.get(j)).is_some_and(|p| matches!(p, Piece::Quoted(..)));
+        if matches!(piece, Piece::Bare(b) if b == "+")
+            && between_quotes(i.checked_sub(1))
+            && between_quotes(Some(i + 1))
+        {
             continue;
         }
         let piece = match piece {
