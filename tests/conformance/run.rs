@@ -303,8 +303,7 @@ impl Runner {
             if field == "id"
                 && let Some((other, _)) = self.bindings.iter().find(|(_, v)| *v == actual)
             {
-                fails
-                    .push(format!("id=>${name} to a key never seen before (keys are never reused; ${other} holds it)"));
+                fails.push(format!("=>${name}: a key never seen before (keys are never reused; ${other} holds it)"));
                 return Ok(());
             }
             binds.push((name, actual.to_string()));
@@ -1002,7 +1001,9 @@ impl Runner {
                 };
                 let (op, expr) = step.pos[0].clone();
                 let (mut fails, mut binds) = (Vec::new(), Vec::new());
-                self.check("", op.unwrap_or(Op::Eq), &expr, &value, &mut fails, &mut binds)?;
+                // A request key is a key: binding it checks that it is new, as for event ids.
+                let field = if verb == "llRequestWebsocket" { "id" } else { "" };
+                self.check(field, op.unwrap_or(Op::Eq), &expr, &value, &mut fails, &mut binds)?;
                 let fails = fails.into_iter().map(|f| format!("return {f}")).collect();
                 self.finish(fails, binds, || format!("{verb} returned {value:?}"))
             }

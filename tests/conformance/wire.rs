@@ -132,7 +132,10 @@ impl Reader {
                 }
                 Mode::Http => return self.http(),
                 Mode::Frames => {
-                    let (first, payload) = self.frame()?;
+                    let (first, payload) = match self.frame()? {
+                        Ok(frame) => frame,
+                        Err(violation) => return Some(Item::Violation(violation)),
+                    };
                     let opcode = first & 0x0f;
                     let fin = first & 0x80 != 0;
                     match opcode {
@@ -174,8 +177,8 @@ impl Reader {
         }
     }
 
-    /// One frame: the first header byte and the payload.
-    fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
+    /// One frame: the first header byte and the payload, or why a server may not send it.
+    fn frame(&mut self) -> Option<Result<(u8, Vec<u8>), String>> {
         let b = &self.buf;
         if b.len() < 2 {
             return None;
@@ -199,15 +202,12 @@ impl Reader {
         if let Some(m) = mask {
             payload.iter_mut().enumerate().for_each(|(i, x)| *x ^= m[i % 4]);
         }
-        if masked {
+        if masked || first & 0x70 != 0 {
             self.mode = Mode::Done;
-            return Some((0xff, b"masked server frame".to_vec()));
+            let what = if masked { "masked server frame" } else { "RSV bit set on a server frame" };
+            return Some(Err(format!("{what} (first byte {first:#04x})")));
         }
-        if first & 0x70 != 0 {
-            self.mode = Mode::Done;
-            return Some((0xff, b"RSV bit set on a server frame".to_vec()));
-        }
-        Some((first, payload))
+        Some(Ok((first, payload)))
     }
 
     fn http(&mut self) -> Option<Item> {
@@ -282,6 +282,8 @@ mod tests {
         assert_eq!(r.next(), Some(Item::Ping(vec![])));
         assert_eq!(r.next(), Some(Item::Text("ab".into())));
         assert_eq!(r.next(), Some(Item::Close(Some((1000, String::new())))));
+        r.buf.extend_from_slice(b"\x81\x81\x00\x00\x00\x00a");
+        assert!(matches!(r.next(), Some(Item::Violation(v)) if v.contains("masked")));
     }
 
     #[test]
