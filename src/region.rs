@@ -554,11 +554,13 @@ impl Region {
     }
 
     /// `llGetFreeWebsockets`: URLs `owner` may still request in this region.
+    /// Region-scope listening mints no URL, so only object-scope URLs count.
     pub fn free_websockets(&self, owner: Key) -> usize {
-        let region_free = self.config.region_url_budget.saturating_sub(self.urls.len());
+        let minted = || self.urls.values().filter(|u| u.domain.is_none());
+        let region_free = self.config.region_url_budget.saturating_sub(minted().count());
         match self.config.owner_url_budget {
             Some(budget) => {
-                let held = self.urls.values().filter(|u| u.owner == owner).count();
+                let held = minted().filter(|u| u.owner == owner).count();
                 region_free.min(budget.saturating_sub(held))
             }
             None => region_free,
