@@ -124,6 +124,17 @@ struct UrlRecord {
     sessions: Vec<ConnectionId>,
 }
 
+/// Why held input is being decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pump {
+    /// New bytes from the transport: a paused session keeps holding them.
+    Read,
+    /// The script made room: decode what is held while the queue has room.
+    Resume,
+    /// The peer is gone: deliver everything held, past the queue limit.
+    Drain,
+}
+
 /// What the capability map points the region endpoint's capability at.
 const REGION_ENDPOINT: UrlId = UrlId::MAX;
 
@@ -239,7 +250,7 @@ impl Region {
                 if c.session().is_some() {
                     // What the client sent before it left is delivered, even past a full queue.
                     if !c.inbuf.is_empty() {
-                        self.pump_with(conn, &[], true);
+                        self.pump_with(conn, &[], Pump::Drain);
                     }
                     self.end_session(conn, Some((1006, "connection lost")));
                 }
@@ -961,13 +972,12 @@ impl Region {
     /// Decodes and delivers frames of an open session from its held bytes
     /// followed by `data`, until the input runs out or the script queue is full.
     fn pump(&mut self, conn: ConnectionId, data: &[u8]) {
-        self.pump_with(conn, data, false);
+        self.pump_with(conn, data, Pump::Read);
     }
 
-    /// `pump`; with `drain`, ignoring the queue limit (the peer has gone, so
-    /// pausing cannot push back any more and the held bytes are all there is).
-    fn pump_with(&mut self, conn: ConnectionId, data: &[u8], drain: bool) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+    /// `pump` in the given mode; returns whether it stopped on a full queue.
+    fn pump_with(&mut self, conn: ConnectionId, data: &[u8], mode: Pump) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else { return false };
         let mut held = std::mem::take(&mut c.inbuf);
         let input: &[u8] = if held.is_empty() {
             data
@@ -977,14 +987,17 @@ impl Region {
         };
         let mut pos = 0;
         let mut open = true;
+        let mut held_back = false;
         while open && pos < input.len() {
             let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { break };
             // Object scope pushes back on the client; region scope answers `busy` per message instead.
             if let Route::Object { script, .. } = s.route
-                && !drain
-                && (s.paused || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue))
+                && mode != Pump::Drain
+                && ((s.paused && mode == Pump::Read)
+                    || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue))
             {
                 self.pause(conn, script);
+                held_back = true;
                 break;
             }
             match s.decoder.decode(&input[pos..], s.max_message) {
@@ -1002,6 +1015,7 @@ impl Region {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.inbuf = if open && pos < input.len() { input[pos..].to_vec() } else { Vec::new() };
         }
+        held_back
     }
 
     /// Acts on one decoded frame; returns whether the session is still open.
@@ -1224,29 +1238,34 @@ impl Region {
         }
     }
 
+    /// Marks the session paused (telling the embedder once) and waiting for room in the script's queue.
     fn pause(&mut self, conn: ConnectionId, script: Key) {
         let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { return };
-        if !s.paused {
-            s.paused = true;
-            self.scripts.entry(script).or_default().paused.push(conn);
+        if !std::mem::replace(&mut s.paused, true) {
             self.outputs.push_back(Output::PauseReading(conn));
+        }
+        let waiting = &mut self.scripts.entry(script).or_default().paused;
+        if !waiting.contains(&conn) {
+            waiting.push(conn);
         }
     }
 
+    /// Delivers what a paused session holds; the embedder reads again only
+    /// once all of it fit in the queue.
     fn resume(&mut self, conn: ConnectionId) {
-        let now = self.now;
-        let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { return };
-        if !s.paused {
+        if !self.conns.get(&conn).and_then(|c| c.session()).is_some_and(|s| s.paused) {
             return;
         }
+        if self.pump_with(conn, &[], Pump::Resume) {
+            return;
+        }
+        let now = self.now;
+        let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { return };
         s.paused = false;
         // Silence while paused was ours, not the client's.
         s.last_rx = now;
-        self.pump(conn, &[]);
-        if self.conns.get(&conn).and_then(|c| c.session()).is_some_and(|s| !s.paused) {
-            self.outputs.push_back(Output::ResumeReading(conn));
-            self.arm(conn);
-        }
+        self.outputs.push_back(Output::ResumeReading(conn));
+        self.arm(conn);
     }
 
     /// The session stops being the script's: its keys die, it leaves its URL
