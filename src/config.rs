@@ -30,6 +30,12 @@ pub struct Config {
     pub sessions_per_url: usize,
     /// Live URLs per script; the next request is denied with `too-many`.
     pub urls_per_script: usize,
+    /// Region-scope domains one script may listen on; the next request is denied with `too-many`.
+    pub domains_per_script: usize,
+    /// Domains one region-endpoint client may subscribe to; the next `sub` is answered `err,<domain>,busy`.
+    pub subscriptions_per_session: usize,
+    /// Open sessions on the region endpoint; the next handshake gets 503.
+    pub region_endpoint_sessions: usize,
     /// Live URLs in the whole region; the next request is denied with `budget`.
     pub region_url_budget: usize,
     /// Live URLs per owner in this region, if the embedder sets one.
@@ -62,6 +68,9 @@ impl Default for Config {
             outgoing_buffer: 64 * 1024,
             sessions_per_url: 256,
             urls_per_script: 16,
+            domains_per_script: 16,
+            subscriptions_per_session: 32,
+            region_endpoint_sessions: 4096,
             region_url_budget: 1024,
             owner_url_budget: None,
             handshake_timeout: Duration::from_secs(10),

@@ -7,7 +7,7 @@
 
 use std::io::Cursor;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
@@ -169,33 +169,27 @@ fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// Writes one unmasked server frame into `out`.
-fn encode(out: &mut BytesMut, opcode: OpCode, payload: &[&[u8]]) {
+/// One unmasked server frame in a single exact-size allocation.
+fn encode(opcode: OpCode, payload: &[&[u8]]) -> Bytes {
     let len: usize = payload.iter().map(|p| p.len()).sum();
     let header = FrameHeader { opcode, ..FrameHeader::default() };
-    out.reserve(header.len(len as u64) + len);
-    let mut writer = out.writer();
-    // Writing into a BytesMut cannot fail.
-    let _ = header.format(len as u64, &mut writer);
-    let out = writer.into_inner();
+    let mut out = Vec::with_capacity(header.len(len as u64) + len);
+    // Writing into a Vec cannot fail.
+    let _ = header.format(len as u64, &mut out);
     for part in payload {
         out.extend_from_slice(part);
     }
+    Bytes::from(out)
 }
 
 /// One final text frame.
 pub(crate) fn text(payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::new();
-    encode(&mut out, OpCode::Data(Data::Text), &[payload]);
-    out.freeze()
+    encode(OpCode::Data(Data::Text), &[payload])
 }
 
 /// One final text frame whose payload is the concatenation of `parts`.
-#[allow(dead_code)] // for region-scope envelopes, not wired yet
 pub(crate) fn text_parts(parts: &[&[u8]]) -> Bytes {
-    let mut out = BytesMut::new();
-    encode(&mut out, OpCode::Data(Data::Text), parts);
-    out.freeze()
+    encode(OpCode::Data(Data::Text), parts)
 }
 
 /// A close frame with a code and reason (the reason is cut to 123 bytes on a char boundary).
@@ -204,9 +198,7 @@ pub(crate) fn close(code: u16, reason: &str) -> Bytes {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    let mut out = BytesMut::new();
-    encode(&mut out, OpCode::Control(Control::Close), &[&code.to_be_bytes(), &reason.as_bytes()[..end]]);
-    out.freeze()
+    encode(OpCode::Control(Control::Close), &[&code.to_be_bytes(), &reason.as_bytes()[..end]])
 }
 
 /// A close frame with no status (the echo of a client close that carried none).
@@ -216,9 +208,7 @@ pub(crate) fn close_empty() -> Bytes {
 
 /// A pong carrying the ping's payload.
 pub(crate) fn pong(payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::new();
-    encode(&mut out, OpCode::Control(Control::Pong), &[payload]);
-    out.freeze()
+    encode(OpCode::Control(Control::Pong), &[payload])
 }
 
 /// The server's idle ping (empty payload).

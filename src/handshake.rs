@@ -18,7 +18,8 @@ pub enum Status {
     NotFound,
     /// 405: not `GET`.
     MethodNotAllowed,
-    /// 426 without a version header: a plain (non-upgrade) request.
+    /// 426 without a version header: a plain request (no `Upgrade`, no
+    /// `Sec-WebSocket-Key`, no `Connection: upgrade`).
     UpgradeRequired,
     /// 426 with `Sec-WebSocket-Version: 13`: another protocol version.
     UnsupportedVersion,
@@ -170,7 +171,9 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     }
     let upgrade = if method != "GET" {
         Err(Status::MethodNotAllowed)
-    } else if upgrade_hdr.is_none() {
+    } else if upgrade_hdr.is_none() && ws_keys == 0 && !connection_upgrade {
+        // A plain request: nothing in it asks for a WebSocket. One that carries
+        // a key or `Connection: upgrade` but no `Upgrade` is a broken handshake (400).
         Err(Status::UpgradeRequired)
     } else if version != 1
         || !upgrade_hdr.is_some_and(|u| has_token(u, "websocket"))

@@ -1,82 +1,152 @@
-//! A Sans-IO implementation of the proposed LSL WebSocket API: scripts in a
-//! Second Life-style region request WebSocket URLs, browsers and servers
-//! connect to them, and text flows both ways.
+//! # lsl-websocket
 //!
-//! A [`Region`] holds every URL, session and script queue of one region. It
-//! never opens a socket, reads a clock or draws randomness: the embedder
-//! feeds it bytes ([`Region::handle_input`]), time (every call takes an
-//! `Instant`) and entropy ([`Entropy`]), and drains what it produces with
-//! [`Region::poll_output`], [`Region::poll_transmit`], [`Region::poll_event`]
-//! and [`Region::poll_timeout`]. Thin [adapters](crate::adapter) behind cargo
-//! features drive it over real sockets.
+//! The proposed LSL WebSocket API as a **Sans-IO core**: a script in a Second
+//! Life-style grid simulator requests a WebSocket URL, browsers and servers
+//! connect to it, and text messages flow both ways. The crate never opens a
+//! socket, reads a clock or draws randomness itself; the embedder feeds it
+//! bytes, time and entropy and drains bytes, connection commands and script
+//! events. The semantics are those of the project's SPEC (sections cited below).
 //!
-//! # A whole exchange, without I/O
+//! ## Architecture
+//!
+//! One [`Region`] value holds all state of one simulator region: URLs,
+//! sessions, script event queues and timers. It has three kinds of input.
+//! Transport events and the passing of time go through
+//! [`Region::handle_input`] with an [`Input`] and the current `Instant`.
+//! Script calls are plain methods that return their LSL result at once
+//! ([`Region::websocket_send`] returns the `WS_*` status). Lifecycle
+//! notifications ([`Region::script_reset`], [`Region::region_restart`], …) are
+//! plain methods too. Outputs are pulled: [`Region::poll_output`] says *who*
+//! needs attention ([`Output::Transmit`], [`Output::Close`],
+//! [`Output::PauseReading`], [`Output::Events`], [`Output::Revoked`], …);
+//! [`Region::poll_transmit`] hands out a connection's bytes when its socket can
+//! take them; [`Region::poll_event`] hands out a script's events when the
+//! script runs; [`Region::poll_timeout`] says when to come back with
+//! [`Input::Timeout`]. The shape follows str0m and quinn-proto: one input
+//! enum, one output enum, timers as a deadline.
+//!
+//! Back-pressure is explicit at both ends. Outgoing bytes stay in the core
+//! until the embedder takes them, so a client that does not read fills its
+//! buffer and `llWebsocketSend` returns [`SendError::Busy`]. A full script
+//! queue pauses reading of object-scope sessions ([`Output::PauseReading`]);
+//! draining it resumes them. Nothing is dropped silently.
+//!
+//! Inside, the modules follow the SPEC's concepts: [`handshake`] (request
+//! heads, via `httparse`), `frame` (client frames via tungstenite's
+//! `FrameHeader`, caps checked from the header before any payload is held,
+//! UTF-8 validated across fragments), [`session`] (one connection, its
+//! buffers and timer), [`script`] (events, send and close results),
+//! [`lifecycle`] (revocation causes), [`envelope`] and `routing` (region
+//! scope), [`clep`] (the CLEP channel hash), [`url`], [`key`], [`entropy`] and
+//! [`config`]. An idle session holds no buffers: partial frames and queued
+//! bytes are allocated only while pending.
+//!
+//! Randomness comes from the [`Entropy`] passed to [`Region::new`]: a
+//! [`SeededEntropy`] makes a run reproducible (same inputs, same URLs, keys
+//! and bytes); embedders on the internet pass an OS CSPRNG. Maps use a fixed
+//! hasher (no hidden randomness; every key is minted by the core or chosen
+//! by the embedder, and remote addresses are bucketed).
+//!
+//! ## LSL to Rust
+//!
+//! | LSL (proposed) | Rust |
+//! |---|---|
+//! | `llRequestWebsocket(list options)` | [`Region::request_websocket`] with [`ScriptInfo`] and [`WebsocketRequest`]; answer as [`Event`] of kind [`EventKind::UrlGranted`] / [`EventKind::UrlDenied`] ([`DenyReason`]) |
+//! | `WS_SCOPE`, `WS_SECURE`, `WS_DOMAIN`, `WS_MAX_MESSAGE` | [`WebsocketRequest::scope`] ([`Scope`]), [`secure`](WebsocketRequest::secure), [`domain`](WebsocketRequest::domain), [`max_message`](WebsocketRequest::max_message) |
+//! | `llReleaseWebsocket(string url)` | [`Region::release_websocket`]; one region domain: [`Region::release_domain`] |
+//! | `llWebsocketSend(key session, string text)` | [`Region::websocket_send`] → `Result<(), SendError>` |
+//! | `llWebsocketBroadcast(string domain, string text)` | [`Region::websocket_broadcast`] |
+//! | `llWebsocketClose(key session, integer code, string reason)` | [`Region::websocket_close`] → `Result<(), CloseError>` |
+//! | `llGetWebsocketHeader(key session, string name)` | [`Region::websocket_header`] |
+//! | `llGetFreeWebsockets()` | [`Region::free_websockets`] |
+//! | `websocket(key id, integer kind, string domain, string data)` | [`Event`] from [`Region::poll_event`] |
+//! | `WS_URL_GRANTED`, `WS_URL_DENIED`, `WS_OPEN`, `WS_TEXT`, `WS_CLOSE` | [`EventKind`] |
+//! | `WS_OK`, `WS_ERR_NO_SESSION`, `WS_ERR_TOO_LARGE`, `WS_ERR_BUSY`, `WS_ERR_BAD_DOMAIN` | [`WS_OK`], [`SendError`] ([`SendError::code`]) |
+//! | script reset / recompiled / deleted | [`Region::script_reset`], [`Region::script_removed`] |
+//! | `on_rez` | [`Region::object_rezzed`] |
+//! | `changed(CHANGED_REGION)` | [`Region::object_changed_region`] |
+//! | `changed(CHANGED_OWNER)` | [`Region::owner_changed`] |
+//! | derez, delete, return | [`Region::object_removed`] |
+//! | region restart (`CHANGED_REGION_START`) | [`Region::region_restart`] |
+//! | `key`, `NULL_KEY` | [`Key`], [`NULL_KEY`] |
+//! | CLEP `(integer)("0x" + llGetSubString(llSHA256String(d), -8, -1))` | [`clep::channel`] |
+//!
+//! ## Adapters and cargo features
+//!
+//! Without features the crate is the core alone, with no I/O dependency.
+//! Thin [adapters](crate::adapter) drive a [`Region`] over real TCP:
+//!
+//! | feature | module | what it is |
+//! |---|---|---|
+//! | `tokio` | `adapter::tokio` | async; one task owns the region, one task per connection; thousands of connections |
+//! | `std` | `adapter::std` | blocking `std::net`; two threads per connection; tools, bridges, small regions |
+//!
+//! Both run the embedder's script logic through the `adapter::Handler`
+//! trait, take script calls from elsewhere through a `Handle`, and mint
+//! capabilities from the OS CSPRNG (`adapter::OsEntropy`). Examples:
+//! `echo_server` (a simulated region with an object-scope and a region-scope
+//! echo script, stdin lifecycle commands and a demo page; feature `tokio`)
+//! and `stdio_bridge` (one script's traffic as lines on stdin/stdout;
+//! feature `std`).
+//!
+//! ## A whole session, no sockets
 //!
 //! ```
-//! use std::time::Instant;
+//! use std::time::{Duration, Instant};
 //! use lsl_websocket::*;
 //!
-//! let now = Instant::now();
-//! // Seeded entropy makes a run reproducible; adapters use the OS CSPRNG.
-//! let mut region = Region::new(Config::default(), Box::new(SeededEntropy::new(1)), now);
-//! let me = ScriptInfo { script: Key::from_bytes([1; 16]), object: Key::from_bytes([2; 16]), owner: Key::from_bytes([3; 16]) };
+//! let t0 = Instant::now();
+//! let mut region = Region::new(Config::default(), Box::new(SeededEntropy::new(7)), t0);
+//! let me = ScriptInfo {
+//!     script: "00000000-0000-4000-8000-000000000001".parse().unwrap(),
+//!     object: "00000000-0000-4000-8000-000000000002".parse().unwrap(),
+//!     owner: "00000000-0000-4000-8000-000000000003".parse().unwrap(),
+//! };
 //!
-//! // llRequestWebsocket([]) → websocket(request, WS_URL_GRANTED, "", url)
+//! // llRequestWebsocket([]) → WS_URL_GRANTED with the URL.
 //! region.request_websocket(me, &WebsocketRequest::default());
 //! let granted = region.poll_event(me.script).unwrap();
 //! assert_eq!(granted.kind, EventKind::UrlGranted);
 //! let path = granted.data.split_once("8787").unwrap().1.to_string();
 //!
-//! // A client connects and upgrades.
+//! // A client connects and sends its handshake.
 //! let conn = ConnectionId(1);
-//! region.handle_input(now, Input::Accepted { conn, remote: [127, 0, 0, 1].into() }).unwrap();
-//! let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-//!                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-//! region.handle_input(now, Input::Received { conn, data: head.as_bytes() }).unwrap();
-//! assert!(region.poll_transmit(conn).unwrap().starts_with(b"HTTP/1.1 101"));
+//! let remote = "192.0.2.1".parse().unwrap();
+//! region.handle_input(t0, Input::Accepted { conn, remote }).unwrap();
+//! let head = format!(
+//!     "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+//!      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+//! );
+//! region.handle_input(t0, Input::Received { conn, data: head.as_bytes() }).unwrap();
+//!
+//! // 101 out, and the script sees WS_OPEN.
+//! let response = region.poll_transmit(conn).unwrap();
+//! assert!(response.starts_with(b"HTTP/1.1 101"));
 //! let open = region.poll_event(me.script).unwrap();
 //! assert_eq!(open.kind, EventKind::Open);
+//! let session = open.id;
 //!
-//! // It sends "hi" (a masked text frame); the script answers.
-//! let frame = [0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
-//! region.handle_input(now, Input::Received { conn, data: &frame }).unwrap();
+//! // A masked text frame "hi" in → WS_TEXT.
+//! let mask = [1, 2, 3, 4];
+//! let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ mask[0], b'i' ^ mask[1]];
+//! region.handle_input(t0 + Duration::from_millis(5), Input::Received { conn, data: &frame }).unwrap();
 //! let text = region.poll_event(me.script).unwrap();
-//! assert_eq!((text.kind, &*text.data), (EventKind::Text, "hi"));
-//! region.websocket_send(me.script, text.id, "hello").unwrap();
+//! assert_eq!((text.kind, text.data.as_str()), (EventKind::Text, "hi"));
+//!
+//! // llWebsocketSend → an unmasked text frame out.
+//! assert_eq!(region.websocket_send(me.script, session, "hello"), Ok(()));
 //! assert_eq!(&region.poll_transmit(conn).unwrap()[..], b"\x81\x05hello");
+//!
+//! // The embedder is told what to do, in order.
+//! while let Some(output) = region.poll_output() {
+//!     match output {
+//!         Output::Transmit(c) => assert_eq!(c, conn),
+//!         Output::Events(script) => assert_eq!(script, me.script),
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! assert!(region.poll_timeout().is_some(), "the idle-ping timer runs");
 //! ```
-//!
-//! # LSL to Rust
-//!
-//! | LSL (proposed) | Rust |
-//! |---|---|
-//! | `llRequestWebsocket(options)` | [`Region::request_websocket`] with a [`WebsocketRequest`] (`WS_SCOPE` → [`Scope`], `WS_SECURE`, `WS_DOMAIN`, `WS_MAX_MESSAGE`); answered by an [`Event`] of kind [`EventKind::UrlGranted`] or [`EventKind::UrlDenied`] ([`DenyReason`]) |
-//! | `llReleaseWebsocket(url)` | [`Region::release_websocket`] → [`ReleaseError`] |
-//! | `llWebsocketSend(session, text)` | [`Region::websocket_send`]: `Ok(())` is `WS_OK`, [`SendError::code`] the `WS_ERR_*` status |
-//! | `llWebsocketBroadcast(domain, text)` | region scope (being added) |
-//! | `llWebsocketClose(session, code, reason)` | [`Region::websocket_close`] → [`CloseError`] |
-//! | `llGetWebsocketHeader(session, name)` | [`Region::websocket_header`] |
-//! | `llGetFreeWebsockets()` | [`Region::free_websockets`] |
-//! | `websocket(id, kind, domain, data)` event | [`Output::Events`], then [`Region::poll_event`] → [`Event`] (`kind`: [`EventKind`], [`EventKind::lsl_name`]) |
-//! | script reset / recompile, deleted | [`Region::script_reset`], [`Region::script_removed`] |
-//! | `on_rez`, `CHANGED_REGION`, `CHANGED_OWNER`, derez | [`Region::object_rezzed`], [`Region::object_changed_region`], [`Region::owner_changed`], [`Region::object_removed`] |
-//! | region restart or shutdown | [`Region::region_restart`] |
-//! | (embedder's log of revocations) | [`Output::Revoked`] with its [`Cause`] |
-//!
-//! # Adapters and cargo features
-//!
-//! | feature | module | what it is |
-//! |---|---|---|
-//! | `tokio` | [`adapter::tokio`](crate::adapter) | async; one task owns the region; thousands of connections |
-//! | `std` | [`adapter::std`](crate::adapter) | blocking `std::net`; two threads per connection; tools, bridges, small regions |
-//!
-//! Both run the embedder's script logic through the `adapter::Handler`
-//! trait and mint capabilities from the OS CSPRNG (`adapter::OsEntropy`).
-//! Without features the crate is the core alone, with no I/O dependency.
-//!
-//! Examples: `echo_server` (a simulated region with two echo scripts, stdin
-//! lifecycle commands and a demo page; feature `tokio`) and `stdio_bridge`
-//! (one script's traffic as lines on stdin/stdout; feature `std`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -88,9 +158,11 @@ pub mod entropy;
 pub mod envelope;
 mod frame;
 pub mod handshake;
+mod hash;
 pub mod key;
 pub mod lifecycle;
 pub mod region;
+mod routing;
 pub mod script;
 pub mod session;
 pub mod url;

@@ -1,28 +1,27 @@
 //! The `Region` state machine: all URLs, sessions and script queues of one region.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::config::Config;
 use crate::entropy::Entropy;
+use crate::envelope::{self, ClientFrame, ErrorWord, ServerFrame};
 use crate::frame::{self, Decoded, Violation};
 use crate::handshake::{self, Parsed, Status};
+use crate::hash::Map;
 use crate::key::Key;
 use crate::lifecycle::Cause;
+use crate::routing::Router;
 use crate::script::{
     CloseError, DenyReason, Event, EventKind, ReleaseError, Scope, ScriptQueue, SendError, Text, UrlId,
     WebsocketRequest,
 };
-use crate::session::{Conn, ConnectionId, Headers, Phase, Session};
+use crate::session::{Conn, ConnectionId, Contact, Headers, Phase, Route, Session};
 use crate::url;
-
-/// Hash maps with a fixed hasher: the core draws no randomness of its own, and
-/// its keys are capabilities it minted or ids the embedder chose.
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<std::hash::DefaultHasher>>;
 
 /// Who makes a script call: the script and the object and owner it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,7 +86,10 @@ pub enum Output {
         /// The request target, e.g. `/index.html?x=1`.
         target: String,
     },
-    /// A URL was revoked (for the embedder's log; the script learns from LSL's own events).
+    /// A URL was revoked (for the embedder's log; the script learns from LSL's own events):
+    /// an object-scope URL, or the region endpoint at a restart. A script that
+    /// stops listening on a region domain revokes no URL (the endpoint lives
+    /// on), so it is not reported here.
     Revoked {
         /// The URL that stopped resolving.
         url: String,
@@ -116,9 +118,28 @@ struct UrlRecord {
     object: Key,
     owner: Key,
     max_message: usize,
-    /// Open sessions, in the order they opened.
+    /// Region scope: the domain listened on. Object scope: `None`.
+    domain: Option<Arc<str>>,
+    /// Object scope: open sessions, in the order they opened.
     sessions: Vec<ConnectionId>,
 }
+
+/// Why held input is being decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pump {
+    /// New bytes from the transport: a paused session keeps holding them.
+    Read,
+    /// The script made room: decode what is held while the queue has room.
+    Resume,
+    /// The peer is gone: deliver everything held, past the queue limit.
+    Drain,
+}
+
+/// What the capability map points the region endpoint's capability at.
+const REGION_ENDPOINT: UrlId = UrlId::MAX;
+
+/// Room for an envelope head (`to,<key>,<domain>,`) on top of the message cap.
+const ENVELOPE_HEAD: usize = 3 + 37 + envelope::MAX_DOMAIN_LEN + 1;
 
 /// Header names `llGetWebsocketHeader` answers, in [`Headers`] order after the first two.
 const STORED_HEADERS: [&str; 5] = ["x-path-info", "x-query-string", "user-agent", "origin", "sec-websocket-protocol"];
@@ -145,6 +166,10 @@ pub struct Region {
     timers: BinaryHeap<Reverse<(Instant, ConnectionId)>>,
     /// Handshakes per remote address in the current one-second window.
     rate: Map<core::net::IpAddr, (Instant, u32)>,
+    /// The region endpoint's capability for this region life.
+    endpoint: Key,
+    region_sessions: usize,
+    router: Router,
 }
 
 impl std::fmt::Debug for Region {
@@ -160,7 +185,7 @@ impl std::fmt::Debug for Region {
 impl Region {
     /// A region with no URLs. `entropy` mints every capability and key; `now` is the start time.
     pub fn new(config: Config, entropy: Box<dyn Entropy>, now: Instant) -> Region {
-        Region {
+        let mut region = Region {
             config,
             entropy,
             now,
@@ -173,7 +198,29 @@ impl Region {
             outputs: VecDeque::new(),
             timers: BinaryHeap::new(),
             rate: Map::default(),
-        }
+            endpoint: crate::key::NULL_KEY,
+            region_sessions: 0,
+            router: Router::default(),
+        };
+        region.mint_endpoint();
+        region
+    }
+
+    /// The region endpoint's `ws://` URL for this region life (it changes at a restart).
+    pub fn region_url(&self) -> String {
+        url::format_url(false, &self.config.authority, self.endpoint)
+    }
+
+    fn mint_endpoint(&mut self) {
+        self.endpoint = self.mint_cap();
+        self.caps.insert(self.endpoint, REGION_ENDPOINT);
+    }
+
+    /// Replaces the CLEP channel hash the routing table is keyed by, so a test
+    /// can force domains onto one channel. Not for production use.
+    #[doc(hidden)]
+    pub fn set_channel_hash_for_tests(&mut self, hash: fn(&str) -> i32) {
+        self.router = Router::with_hash(hash);
     }
 
     /// The configuration the region runs with.
@@ -201,6 +248,10 @@ impl Region {
                     return Err(InputError::UnknownConnection(conn));
                 };
                 if c.session().is_some() {
+                    // What the client sent before it left is delivered, even past a full queue.
+                    if !c.inbuf.is_empty() {
+                        self.pump_with(conn, &[], Pump::Drain);
+                    }
                     self.end_session(conn, Some((1006, "connection lost")));
                 }
                 self.conns.remove(&conn);
@@ -250,7 +301,7 @@ impl Region {
         content_type: &str,
         body: &[u8],
     ) -> Result<(), InputError> {
-        if !self.conns.get(&conn).is_some_and(|c| matches!(c.phase, Phase::Handshake { .. })) {
+        if !self.conns.get(&conn).is_some_and(|c| matches!(c.phase, Phase::Http { .. })) {
             return Err(InputError::UnknownConnection(conn));
         }
         let mut response = format!(
@@ -269,6 +320,10 @@ impl Region {
 
     /// `llRequestWebsocket`: returns the request key at once; the answer comes
     /// as a `WS_URL_GRANTED` or `WS_URL_DENIED` event.
+    ///
+    /// Object scope mints a new URL. Region scope makes the script listen on
+    /// `request.domain` of the region endpoint, whose URL is granted; clients
+    /// already subscribed to the domain then open to the script (`WS_OPEN`).
     pub fn request_websocket(&mut self, caller: ScriptInfo, request: &WebsocketRequest) -> Key {
         let request_key = self.mint_key();
         let domain = Text::from(request.domain.as_deref().unwrap_or(""));
@@ -278,16 +333,24 @@ impl Region {
             Err(reason) => (None, EventKind::UrlDenied, Text::from(reason.as_str())),
         };
         self.push_event(caller.script, url, Event { id: request_key, kind, domain, data });
+        if let Some(id) = url {
+            self.greet_subscribers(id);
+        }
         request_key
     }
 
     fn grant(&mut self, caller: ScriptInfo, request: &WebsocketRequest) -> Result<UrlId, DenyReason> {
         let max_message = request.max_message.unwrap_or(self.config.max_message);
-        // Region scope is served by the region endpoint (its own issue); until then it is refused.
-        if request.scope != Scope::Object
-            || request.domain.is_some()
-            || max_message == 0
-            || max_message > self.config.max_message
+        if max_message == 0 || max_message > self.config.max_message {
+            return Err(DenyReason::BadOption);
+        }
+        let domain = match (request.scope, request.domain.as_deref()) {
+            (Scope::Object, None) => None,
+            (Scope::Region, Some(d)) if envelope::validate_domain(d).is_ok() => Some(d),
+            _ => return Err(DenyReason::BadOption),
+        };
+        if let Some(d) = domain
+            && self.urls.values().any(|u| u.script == caller.script && u.domain.as_deref() == Some(d))
         {
             return Err(DenyReason::BadOption);
         }
@@ -296,59 +359,155 @@ impl Region {
         } else {
             self.config.authority.clone()
         };
-        if self.urls.values().filter(|u| u.script == caller.script).count() >= self.config.urls_per_script {
+        let (held, limit) = match domain {
+            None => (
+                self.urls.values().filter(|u| u.script == caller.script && u.domain.is_none()).count(),
+                self.config.urls_per_script,
+            ),
+            Some(_) => (
+                self.urls.values().filter(|u| u.script == caller.script && u.domain.is_some()).count(),
+                self.config.domains_per_script,
+            ),
+        };
+        if held >= limit {
             return Err(DenyReason::TooMany);
         }
-        if self.free_websockets(caller.owner) == 0 {
+        // Listening on the shared endpoint mints no URL, so only object scope spends the budget.
+        if domain.is_none() && self.free_websockets(caller.owner) == 0 {
             return Err(DenyReason::Budget);
         }
-        let cap = self.mint_cap();
+        let cap = if domain.is_some() { self.endpoint } else { self.mint_cap() };
         let id = self.next_url;
         self.next_url += 1;
-        let url = url::format_url(request.secure, &authority, cap);
+        let domain = domain.map(|d| {
+            let entry = self.router.entry(d);
+            entry.listeners.push(id);
+            entry.name.clone()
+        });
         let record = UrlRecord {
-            url,
+            url: url::format_url(request.secure, &authority, cap),
             cap,
             script: caller.script,
             object: caller.object,
             owner: caller.owner,
             max_message,
+            domain: domain.clone(),
             sessions: Vec::new(),
         };
         self.urls.insert(id, record);
-        self.caps.insert(cap, id);
+        if domain.is_none() {
+            self.caps.insert(cap, id);
+        }
         Ok(id)
     }
 
-    /// `llReleaseWebsocket`: the URL dies and its sessions are closed with 1001 `url released`.
+    /// A new listener opens to every client already subscribed to its domain.
+    fn greet_subscribers(&mut self, id: UrlId) {
+        let Some((script, Some(domain))) = self.urls.get(&id).map(|u| (u.script, u.domain.clone())) else { return };
+        let subscribers = self.router.get(&domain).map(|d| d.subscribers.clone()).unwrap_or_default();
+        for conn in subscribers {
+            let Some(s) = self.conns.get(&conn).and_then(|c| c.session()) else { continue };
+            let Route::Region { contacts } = &s.route else { continue };
+            let Some(contact) = contacts.iter().find(|c| c.domain == domain) else { continue };
+            let event = Event {
+                id: contact.key,
+                kind: EventKind::Open,
+                domain: Text::from(domain.clone()),
+                data: Text::from(s.headers.get(0)),
+            };
+            self.push_event(script, Some(id), event);
+        }
+    }
+
+    /// `llReleaseWebsocket`: an object-scope URL dies and its sessions are
+    /// closed with 1001 `url released`. Given the region endpoint's URL, the
+    /// script stops listening on all its domains (see [`release_domain`](Region::release_domain) for one).
     pub fn release_websocket(&mut self, now: Instant, script: Key, url: &str) -> Result<(), ReleaseError> {
         self.now = self.now.max(now);
-        let id = url::cap_of_url(url)
-            .and_then(|cap| self.caps.get(&cap).copied())
-            .filter(|id| self.urls[id].script == script && self.urls[id].url == url)
-            .ok_or(ReleaseError::UnknownUrl)?;
+        let id = url::cap_of_url(url).and_then(|cap| self.caps.get(&cap).copied()).ok_or(ReleaseError::UnknownUrl)?;
+        if id == REGION_ENDPOINT {
+            let before = self.urls.len();
+            self.revoke_where(Cause::Released, |u| u.script == script && u.domain.is_some());
+            return if self.urls.len() < before { Ok(()) } else { Err(ReleaseError::UnknownUrl) };
+        }
+        if !self.urls.get(&id).is_some_and(|u| u.script == script && u.url == url) {
+            return Err(ReleaseError::UnknownUrl);
+        }
         self.revoke(id, Cause::Released);
         Ok(())
     }
 
-    /// `llWebsocketSend`: one text message to one client of the calling script.
+    /// Region scope: the script stops listening on `domain`. Clients subscribed
+    /// to a domain that lost its last listener get `uns,<domain>`.
+    pub fn release_domain(&mut self, now: Instant, script: Key, domain: &str) -> Result<(), ReleaseError> {
+        self.now = self.now.max(now);
+        let id = self.listener(script, domain).ok_or(ReleaseError::UnknownUrl)?;
+        self.revoke(id, Cause::Released);
+        Ok(())
+    }
+
+    /// `llWebsocketSend`: one text message to one client of the calling
+    /// script. To a region-endpoint client it goes as `msg,<domain>,<text>`
+    /// on the domain the session key belongs to.
     pub fn websocket_send(&mut self, script: Key, session: Key, text: &str) -> Result<(), SendError> {
-        let conn = self.own_session(script, session).ok_or(SendError::NoSession)?;
-        let c = &self.conns[&conn];
-        let max = c.session().map_or(0, |s| s.max_message);
+        let (conn, domain) = self.own_session(script, session).ok_or(SendError::NoSession)?;
+        let max = match &domain {
+            Some(d) => self.listener(script, d).map_or(0, |id| self.urls[&id].max_message),
+            None => 0,
+        };
+        let limit = self.config.outgoing_buffer;
+        let Some(c) = self.conns.get_mut(&conn) else { return Err(SendError::NoSession) };
+        let max = if domain.is_some() { max } else { c.session().map_or(0, |s| s.max_message) };
         if text.len() > max {
             return Err(SendError::TooLarge);
         }
-        if c.out_len + text.len() + frame::MAX_HEADER > self.config.outgoing_buffer {
+        let head = domain.as_ref().map_or(0, |d| d.len() + 5);
+        if c.out_len + head + text.len() + frame::MAX_HEADER > limit {
             return Err(SendError::Busy);
         }
-        self.queue(conn, frame::text(text.as_bytes()));
+        let bytes = match &domain {
+            Some(d) => frame::text_parts(&[b"msg,", d.as_bytes(), b",", text.as_bytes()]),
+            None => frame::text(text.as_bytes()),
+        };
+        if c.push_out(bytes) {
+            self.outputs.push_back(Output::Transmit(conn));
+        }
         Ok(())
+    }
+
+    /// `llWebsocketBroadcast`: `msg,<domain>,<text>` to every client subscribed
+    /// to a domain the script listens on. The frame is built once and shared.
+    ///
+    /// A subscriber whose outgoing buffer cannot take it is closed with 1008
+    /// `too slow` rather than skipped, so no client silently misses a message.
+    /// Returns how many clients it was queued for.
+    pub fn websocket_broadcast(&mut self, script: Key, domain: &str, text: &str) -> Result<usize, SendError> {
+        let id = self.listener(script, domain).ok_or(SendError::BadDomain)?;
+        if text.len() > self.urls[&id].max_message {
+            return Err(SendError::TooLarge);
+        }
+        let frame = frame::text_parts(&[b"msg,", domain.as_bytes(), b",", text.as_bytes()]);
+        let subscribers = self.router.get(domain).map(|d| d.subscribers.clone()).unwrap_or_default();
+        let mut sent = 0;
+        for conn in subscribers {
+            let Some(c) = self.conns.get(&conn) else { continue };
+            if c.out_len + frame.len() > self.config.outgoing_buffer {
+                self.fail(conn, 1008, "too slow");
+            } else {
+                self.queue(conn, frame.clone());
+                sent += 1;
+            }
+        }
+        Ok(sent)
     }
 
     /// `llWebsocketClose`: closes one session of the calling script with `code`
     /// (1000 or 3000..=4999) and `reason` (at most 123 bytes). The script gets
     /// its `WS_CLOSE` event with that code and reason.
+    ///
+    /// A region-endpoint connection is shared by many domains, so there it ends
+    /// only this domain's session: the client gets `uns,<domain>`, every
+    /// listener of the domain gets `WS_CLOSE`, and the connection stays open.
     pub fn websocket_close(
         &mut self,
         now: Instant,
@@ -364,10 +523,18 @@ impl Region {
         if reason.len() > 123 {
             return Err(CloseError::ReasonTooLong(reason.len()));
         }
-        let conn = self.own_session(script, session).ok_or(CloseError::NoSession)?;
-        self.queue(conn, frame::close(code, reason));
-        self.end_session(conn, Some((code, reason)));
-        self.start_closing(conn);
+        let (conn, domain) = self.own_session(script, session).ok_or(CloseError::NoSession)?;
+        match domain {
+            Some(domain) => {
+                self.queue_envelope(conn, &ServerFrame::Uns { domain: &domain });
+                self.drop_contact(conn, &domain, Some((code, reason)));
+            }
+            None => {
+                self.queue(conn, frame::close(code, reason));
+                self.end_session(conn, Some((code, reason)));
+                self.start_closing(conn);
+            }
+        }
         Ok(())
     }
 
@@ -376,16 +543,21 @@ impl Region {
     /// `sec-websocket-protocol` (lower case); `""` when absent, unknown, or
     /// the session is gone or not the caller's.
     pub fn websocket_header(&self, script: Key, session: Key, name: &str) -> String {
-        let Some(conn) = self.own_session(script, session) else {
+        let Some((conn, domain)) = self.own_session(script, session) else {
             return String::new();
         };
         let c = &self.conns[&conn];
         let Some(s) = c.session() else {
             return String::new();
         };
-        match name {
-            "x-script-url" => self.urls.get(&s.url).map(|u| u.url.clone()).unwrap_or_default(),
-            "x-remote-ip" => c.remote.to_string(),
+        match (name, &s.route) {
+            ("x-script-url", Route::Object { url, .. }) => {
+                self.urls.get(url).map(|u| u.url.clone()).unwrap_or_default()
+            }
+            ("x-script-url", Route::Region { .. }) => {
+                domain.and_then(|d| self.listener(script, &d)).map(|id| self.urls[&id].url.clone()).unwrap_or_default()
+            }
+            ("x-remote-ip", _) => c.remote.to_string(),
             _ => {
                 STORED_HEADERS.iter().position(|h| *h == name).map(|i| s.headers.get(i).to_string()).unwrap_or_default()
             }
@@ -393,11 +565,13 @@ impl Region {
     }
 
     /// `llGetFreeWebsockets`: URLs `owner` may still request in this region.
+    /// Region-scope listening mints no URL, so only object-scope URLs count.
     pub fn free_websockets(&self, owner: Key) -> usize {
-        let region_free = self.config.region_url_budget.saturating_sub(self.urls.len());
+        let minted = || self.urls.values().filter(|u| u.domain.is_none());
+        let region_free = self.config.region_url_budget.saturating_sub(minted().count());
         match self.config.owner_url_budget {
             Some(budget) => {
-                let held = self.urls.values().filter(|u| u.owner == owner).count();
+                let held = minted().filter(|u| u.owner == owner).count();
                 region_free.min(budget.saturating_sub(held))
             }
             None => region_free,
@@ -462,9 +636,30 @@ impl Region {
     }
 
     /// The region restarts or shuts down: every URL is revoked (`region restart`).
+    /// The region endpoint's sessions are closed and a new endpoint capability is minted.
     pub fn region_restart(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        let reason = Cause::RegionRestart.reason();
+        let conns: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.session().is_some_and(|s| matches!(s.route, Route::Region { .. })))
+            .map(|(id, _)| *id)
+            .collect();
+        // Sorted so a seeded run writes its bytes in a reproducible order.
+        let mut conns = conns;
+        conns.sort_unstable();
+        for conn in conns {
+            self.silence(conn);
+            self.queue(conn, frame::close(1001, reason));
+            self.start_closing(conn);
+        }
+        self.router.clear();
         self.revoke_where(Cause::RegionRestart, |_| true);
+        let old = self.region_url();
+        self.caps.remove(&self.endpoint);
+        self.outputs.push_back(Output::Revoked { url: old, cause: Cause::RegionRestart });
+        self.mint_endpoint();
     }
 
     fn revoke_object(&mut self, now: Instant, object: Key, cause: Cause) {
@@ -485,23 +680,58 @@ impl Region {
         let Some(record) = self.urls.remove(&id) else {
             return;
         };
-        self.caps.remove(&record.cap);
         if let Some(queue) = self.scripts.get_mut(&record.script) {
             queue.events.retain(|(url, _)| *url != Some(id));
         }
+        if let Some(domain) = record.domain {
+            return self.unlisten(id, &domain);
+        }
+        self.caps.remove(&record.cap);
         for conn in record.sessions {
-            let Some(c) = self.conns.get_mut(&conn) else { continue };
-            let Some(s) = c.session() else { continue };
-            self.sessions.remove(&s.key);
-            if s.paused {
-                // The close echo must be read.
-                self.outputs.push_back(Output::ResumeReading(conn));
+            if self.silence(conn) {
+                self.queue(conn, frame::close(1001, cause.reason()));
+                self.start_closing(conn);
             }
-            c.inbuf = Vec::new();
-            self.queue(conn, frame::close(1001, cause.reason()));
-            self.start_closing(conn);
         }
         self.outputs.push_back(Output::Revoked { url: record.url, cause });
+    }
+
+    /// A listener stops; if it was the domain's last, its subscribers get `uns,<domain>`.
+    fn unlisten(&mut self, id: UrlId, domain: &str) {
+        let Some(entry) = self.router.get_mut(domain) else { return };
+        entry.listeners.retain(|&l| l != id);
+        if entry.listeners.is_empty() {
+            for conn in std::mem::take(&mut entry.subscribers) {
+                self.queue_envelope(conn, &ServerFrame::Uns { domain });
+                self.forget_contact(conn, domain);
+            }
+        }
+        self.router.prune(domain);
+    }
+
+    /// Ends an open session without a word to any script: its keys die at once.
+    /// Returns whether it was open.
+    fn silence(&mut self, conn: ConnectionId) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else { return false };
+        let Some(s) = c.session() else { return false };
+        match &s.route {
+            Route::Object { key, .. } => {
+                self.sessions.remove(key);
+            }
+            Route::Region { contacts } => {
+                for contact in contacts {
+                    self.sessions.remove(&contact.key);
+                }
+                self.region_sessions -= 1;
+            }
+        }
+        if s.paused {
+            // The close echo must be read.
+            self.outputs.push_back(Output::ResumeReading(conn));
+        }
+        c.inbuf = Vec::new();
+        c.phase = Phase::Closing { deadline: self.now };
+        true
     }
 
     // ---------------------------------------------------------------- internals
@@ -524,10 +754,23 @@ impl Region {
         }
     }
 
-    fn own_session(&self, script: Key, session: Key) -> Option<ConnectionId> {
+    /// The connection of a session key the script may use, and for a
+    /// region-endpoint client the domain the key belongs to.
+    fn own_session(&self, script: Key, session: Key) -> Option<(ConnectionId, Option<Arc<str>>)> {
         let conn = *self.sessions.get(&session)?;
-        let s = self.conns.get(&conn)?.session()?;
-        (s.script == script).then_some(conn)
+        match &self.conns.get(&conn)?.session()?.route {
+            Route::Object { script: owner, .. } => (*owner == script).then_some((conn, None)),
+            Route::Region { contacts } => {
+                let contact = contacts.iter().find(|c| c.key == session)?;
+                self.listener(script, &contact.domain)?;
+                Some((conn, Some(contact.domain.clone())))
+            }
+        }
+    }
+
+    /// The script's listening grant on `domain`, if it has one.
+    fn listener(&self, script: Key, domain: &str) -> Option<UrlId> {
+        self.router.get(domain)?.listeners.iter().copied().find(|id| self.urls[id].script == script)
     }
 
     fn push_event(&mut self, script: Key, url: Option<UrlId>, event: Event) {
@@ -540,11 +783,7 @@ impl Region {
     }
 
     fn queue(&mut self, conn: ConnectionId, bytes: Bytes) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        c.out_len += bytes.len();
-        c.out.push_back(bytes);
-        if !c.tx_notified {
-            c.tx_notified = true;
+        if self.conns.get_mut(&conn).is_some_and(|c| c.push_out(bytes)) {
             self.outputs.push_back(Output::Transmit(conn));
         }
     }
@@ -591,7 +830,7 @@ impl Region {
                 self.end_session(conn, Some((1006, "ping timeout")));
                 self.close_now(conn);
             }
-            Phase::Handshake { .. } | Phase::Closing { .. } => self.close_now(conn),
+            Phase::Handshake { .. } | Phase::Http { .. } | Phase::Closing { .. } => self.close_now(conn),
             Phase::Closed => {}
         }
     }
@@ -609,7 +848,8 @@ impl Region {
                 self.pump(conn, data);
             }
             Phase::Closing { .. } => self.pump_closing(conn, data),
-            Phase::Closed => {}
+            // A request body or pipelined request waits for `respond`, which closes.
+            Phase::Http { .. } | Phase::Closed => {}
         }
         Ok(())
     }
@@ -632,7 +872,7 @@ impl Region {
         if self.config.serve_other_paths && !request.path.starts_with(url::PATH_PREFIX) {
             if let Some(c) = self.conns.get_mut(&conn) {
                 // Answered by `respond`, which closes; until then the handshake timer runs.
-                c.phase = Phase::Handshake { deadline: now + self.config.handshake_timeout };
+                c.phase = Phase::Http { deadline: now + self.config.handshake_timeout };
             }
             let (method, target) = (request.method.to_string(), request.path.to_string());
             self.outputs.push_back(Output::HttpRequest { conn, method, target });
@@ -645,13 +885,6 @@ impl Region {
             Ok(key) => key,
             Err(status) => return self.refuse(conn, status),
         };
-        let Some(record) = self.urls.get(&id) else {
-            return self.refuse(conn, Status::NotFound);
-        };
-        if record.sessions.len() >= self.config.sessions_per_url {
-            return self.refuse(conn, Status::Unavailable);
-        }
-        let (script, max_message) = (record.script, record.max_message);
         let headers = Headers::new([
             target.path_info,
             target.query,
@@ -659,13 +892,31 @@ impl Region {
             request.origin.unwrap_or(""),
             request.protocol.unwrap_or(""),
         ]);
-        let path_info = Text::from(target.path_info);
-        let response = handshake::accept_response(ws_key);
-        let key = self.mint_key();
+        let mut open = None;
+        let (route, max_message) = if id == REGION_ENDPOINT {
+            if self.region_sessions >= self.config.region_endpoint_sessions {
+                return self.refuse(conn, Status::Unavailable);
+            }
+            self.region_sessions += 1;
+            (Route::Region { contacts: Vec::new() }, self.config.max_message + ENVELOPE_HEAD)
+        } else {
+            let Some(record) = self.urls.get_mut(&id) else {
+                return self.refuse(conn, Status::NotFound);
+            };
+            if record.sessions.len() >= self.config.sessions_per_url {
+                return self.refuse(conn, Status::Unavailable);
+            }
+            record.sessions.push(conn);
+            let (script, max_message) = (record.script, record.max_message);
+            let key = self.mint_key();
+            self.sessions.insert(key, conn);
+            let event =
+                Event { id: key, kind: EventKind::Open, domain: Text::default(), data: target.path_info.into() };
+            open = Some((script, id, event));
+            (Route::Object { key, url: id, script }, max_message)
+        };
         let session = Session {
-            key,
-            url: id,
-            script,
+            route,
             max_message,
             decoder: frame::Decoder::default(),
             headers,
@@ -673,17 +924,14 @@ impl Region {
             ping_sent: None,
             paused: false,
         };
-        if let Some(record) = self.urls.get_mut(&id) {
-            record.sessions.push(conn);
-        }
-        self.sessions.insert(key, conn);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.phase = Phase::Open(Box::new(session));
             c.timer = None;
         }
-        self.queue(conn, Bytes::from(response));
-        let open = Event { id: key, kind: EventKind::Open, domain: Text::default(), data: path_info };
-        self.push_event(script, Some(id), open);
+        self.queue(conn, Bytes::from(handshake::accept_response(ws_key)));
+        if let Some((script, id, event)) = open {
+            self.push_event(script, Some(id), event);
+        }
         self.arm(conn);
         // A client may send frames right behind its head.
         let rest = &buf[head_len..];
@@ -700,9 +948,14 @@ impl Region {
         self.close_now(conn);
     }
 
-    /// Fixed one-second windows per remote address.
+    /// Fixed one-second windows per remote address; IPv6 per /64, the block
+    /// one subscriber is usually given, so one host cannot fill the table.
     fn rate_ok(&mut self, now: Instant, remote: core::net::IpAddr) -> bool {
-        let entry = self.rate.entry(remote).or_insert((now, 0));
+        let bucket = match remote {
+            core::net::IpAddr::V6(v6) => core::net::IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+            v4 => v4,
+        };
+        let entry = self.rate.entry(bucket).or_insert((now, 0));
         if now.duration_since(entry.0) >= Duration::from_secs(1) {
             *entry = (now, 0);
         }
@@ -719,7 +972,12 @@ impl Region {
     /// Decodes and delivers frames of an open session from its held bytes
     /// followed by `data`, until the input runs out or the script queue is full.
     fn pump(&mut self, conn: ConnectionId, data: &[u8]) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        self.pump_with(conn, data, Pump::Read);
+    }
+
+    /// `pump` in the given mode; returns whether it stopped on a full queue.
+    fn pump_with(&mut self, conn: ConnectionId, data: &[u8], mode: Pump) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else { return false };
         let mut held = std::mem::take(&mut c.inbuf);
         let input: &[u8] = if held.is_empty() {
             data
@@ -729,21 +987,24 @@ impl Region {
         };
         let mut pos = 0;
         let mut open = true;
+        let mut held_back = false;
         while open && pos < input.len() {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
-            let Some(s) = c.session_mut() else { break };
-            let script = s.script;
-            let url = s.url;
-            let key = s.key;
-            if s.paused || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue) {
+            let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { break };
+            // Object scope pushes back on the client; region scope answers `busy` per message instead.
+            if let Route::Object { script, .. } = s.route
+                && mode != Pump::Drain
+                && ((s.paused && mode == Pump::Read)
+                    || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue))
+            {
                 self.pause(conn, script);
+                held_back = true;
                 break;
             }
             match s.decoder.decode(&input[pos..], s.max_message) {
                 Ok(None) => break,
                 Ok(Some((decoded, used))) => {
                     pos += used;
-                    open = self.deliver(conn, key, script, url, decoded);
+                    open = self.deliver(conn, decoded);
                 }
                 Err(Violation { code, reason }) => {
                     self.fail(conn, code, reason);
@@ -754,14 +1015,22 @@ impl Region {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.inbuf = if open && pos < input.len() { input[pos..].to_vec() } else { Vec::new() };
         }
+        held_back
     }
 
     /// Acts on one decoded frame; returns whether the session is still open.
-    fn deliver(&mut self, conn: ConnectionId, key: Key, script: Key, url: UrlId, decoded: Decoded) -> bool {
+    fn deliver(&mut self, conn: ConnectionId, decoded: Decoded) -> bool {
         match decoded {
             Decoded::Text(text) => {
-                let event = Event { id: key, kind: EventKind::Text, domain: Text::default(), data: text.into() };
-                self.push_event(script, Some(url), event);
+                let Some(s) = self.conns.get(&conn).and_then(|c| c.session()) else { return false };
+                match s.route {
+                    Route::Object { key, url, script } => {
+                        let event =
+                            Event { id: key, kind: EventKind::Text, domain: Text::default(), data: text.into() };
+                        self.push_event(script, Some(url), event);
+                    }
+                    Route::Region { .. } => self.route_envelope(conn, &text),
+                }
                 true
             }
             Decoded::Ping(payload) => {
@@ -776,6 +1045,165 @@ impl Region {
                 false
             }
         }
+    }
+
+    /// One text frame from a region-endpoint client (SPEC §6).
+    fn route_envelope(&mut self, conn: ConnectionId, text: &str) {
+        let frame = match envelope::parse_client(text) {
+            Ok(frame) => frame,
+            Err(_) => return self.queue_envelope(conn, &ServerFrame::BAD_FRAME),
+        };
+        match frame {
+            ClientFrame::Sub { domain } => self.subscribe(conn, domain),
+            ClientFrame::Uns { domain } => {
+                if self.contact(conn, domain).is_some_and(|c| c.subscribed) {
+                    self.drop_contact(conn, domain, Some((1000, "unsubscribed")));
+                }
+            }
+            ClientFrame::Msg { domain, payload } => self.route_to_listeners(conn, domain, payload, None),
+            ClientFrame::To { object, domain, payload } => self.route_to_listeners(conn, domain, payload, Some(object)),
+        }
+    }
+
+    fn subscribe(&mut self, conn: ConnectionId, domain: &str) {
+        let Some(listeners) = self.router.get(domain).map(|d| d.listeners.clone()).filter(|l| !l.is_empty()) else {
+            return self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::NoListener });
+        };
+        if self.contact(conn, domain).is_some_and(|c| c.subscribed) {
+            return;
+        }
+        let subscribed = self.contacts(conn).map_or(0, |cs| cs.iter().filter(|c| c.subscribed).count());
+        if subscribed >= self.config.subscriptions_per_session {
+            return self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::Busy });
+        }
+        let Some(key) = self.contact_key(conn, domain) else {
+            return self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::Busy });
+        };
+        let Some(entry) = self.router.get_mut(domain) else { return };
+        entry.subscribers.push(conn);
+        let name = entry.name.clone();
+        let mut path_info = Text::default();
+        if let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) {
+            path_info = Text::from(s.headers.get(0));
+            if let Route::Region { contacts } = &mut s.route {
+                contacts.iter_mut().filter(|c| c.key == key).for_each(|c| c.subscribed = true);
+            }
+        }
+        for id in listeners {
+            let script = self.urls[&id].script;
+            let event =
+                Event { id: key, kind: EventKind::Open, domain: Text::from(name.clone()), data: path_info.clone() };
+            self.push_event(script, Some(id), event);
+        }
+    }
+
+    /// `msg` and `to`: one payload buffer shared by every listener's event.
+    fn route_to_listeners(&mut self, conn: ConnectionId, domain: &str, payload: &str, object: Option<Key>) {
+        let Some(entry) = self.router.get(domain) else {
+            return self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::NoListener });
+        };
+        let name = entry.name.clone();
+        let listeners: Vec<UrlId> =
+            entry.listeners.iter().copied().filter(|id| object.is_none_or(|o| self.urls[id].object == o)).collect();
+        if listeners.is_empty() {
+            return self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::NoListener });
+        }
+        let Some(key) = self.contact_key(conn, domain) else {
+            return self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::Busy });
+        };
+        let data = Text::from(Arc::<str>::from(payload));
+        let (mut too_large, mut busy) = (false, false);
+        for id in listeners {
+            let (script, max) = (self.urls[&id].script, self.urls[&id].max_message);
+            if payload.len() > max {
+                too_large = true;
+            } else if self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue) {
+                busy = true;
+            } else {
+                let event =
+                    Event { id: key, kind: EventKind::Text, domain: Text::from(name.clone()), data: data.clone() };
+                self.push_event(script, Some(id), event);
+            }
+        }
+        if too_large {
+            self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::TooLarge });
+        }
+        if busy {
+            self.queue_envelope(conn, &ServerFrame::Err { domain, word: ErrorWord::Busy });
+        }
+    }
+
+    fn contacts(&self, conn: ConnectionId) -> Option<&Vec<Contact>> {
+        match &self.conns.get(&conn)?.session()?.route {
+            Route::Region { contacts } => Some(contacts),
+            Route::Object { .. } => None,
+        }
+    }
+
+    fn contact(&self, conn: ConnectionId, domain: &str) -> Option<&Contact> {
+        self.contacts(conn)?.iter().find(|c| &*c.domain == domain)
+    }
+
+    /// The session key listeners of `domain` know this client by, minted on
+    /// first contact. Contacts are bounded: the oldest one that is not a
+    /// subscription makes room, and if all are subscriptions there is none.
+    fn contact_key(&mut self, conn: ConnectionId, domain: &str) -> Option<Key> {
+        if let Some(c) = self.contact(conn, domain) {
+            return Some(c.key);
+        }
+        let limit = 2 * self.config.subscriptions_per_session.max(1);
+        let name = self.router.get(domain).map_or_else(|| Arc::from(domain), |d| d.name.clone());
+        let key = self.mint_key();
+        let Route::Region { contacts } = &mut self.conns.get_mut(&conn)?.session_mut()?.route else { return None };
+        if contacts.len() >= limit {
+            let oldest = contacts.iter().position(|c| !c.subscribed)?;
+            self.sessions.remove(&contacts.remove(oldest).key);
+        }
+        contacts.push(Contact { domain: name, key, subscribed: false });
+        self.sessions.insert(key, conn);
+        Some(key)
+    }
+
+    /// Ends one domain's session on a region-endpoint connection; listeners get `WS_CLOSE`.
+    fn drop_contact(&mut self, conn: ConnectionId, domain: &str, close: Option<(u16, &str)>) {
+        let Some(contact) = self.forget_contact(conn, domain) else { return };
+        if let Some(entry) = self.router.get_mut(domain) {
+            entry.subscribers.retain(|&c| c != conn);
+        }
+        if contact.subscribed
+            && let Some((code, reason)) = close
+        {
+            self.close_route_to_listeners(&contact, code, reason);
+        }
+        self.router.prune(domain);
+    }
+
+    fn forget_contact(&mut self, conn: ConnectionId, domain: &str) -> Option<Contact> {
+        let Route::Region { contacts } = &mut self.conns.get_mut(&conn)?.session_mut()?.route else { return None };
+        let contact = contacts.remove(contacts.iter().position(|c| &*c.domain == domain)?);
+        self.sessions.remove(&contact.key);
+        Some(contact)
+    }
+
+    fn close_route_to_listeners(&mut self, contact: &Contact, code: u16, reason: &str) {
+        let listeners = self.router.get(&contact.domain).map(|d| d.listeners.clone()).unwrap_or_default();
+        let data = Text::from(Arc::<str>::from(format!("{code} {reason}")));
+        for id in listeners {
+            let script = self.urls[&id].script;
+            let event = Event {
+                id: contact.key,
+                kind: EventKind::Close,
+                domain: Text::from(contact.domain.clone()),
+                data: data.clone(),
+            };
+            self.push_event(script, Some(id), event);
+        }
+    }
+
+    fn queue_envelope(&mut self, conn: ConnectionId, frame: &ServerFrame<'_>) {
+        let mut payload = Vec::with_capacity(frame.encoded_len());
+        frame.encode_into(&mut payload);
+        self.queue(conn, frame::text(&payload));
     }
 
     /// Fails the connection: close frame with the SPEC's code, then close the transport.
@@ -810,46 +1238,70 @@ impl Region {
         }
     }
 
+    /// Marks the session paused (telling the embedder once) and waiting for room in the script's queue.
     fn pause(&mut self, conn: ConnectionId, script: Key) {
         let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { return };
-        if !s.paused {
-            s.paused = true;
-            self.scripts.entry(script).or_default().paused.push(conn);
+        if !std::mem::replace(&mut s.paused, true) {
             self.outputs.push_back(Output::PauseReading(conn));
+        }
+        let waiting = &mut self.scripts.entry(script).or_default().paused;
+        if !waiting.contains(&conn) {
+            waiting.push(conn);
         }
     }
 
+    /// Delivers what a paused session holds; the embedder reads again only
+    /// once all of it fit in the queue.
     fn resume(&mut self, conn: ConnectionId) {
-        let now = self.now;
-        let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { return };
-        if !s.paused {
+        if !self.conns.get(&conn).and_then(|c| c.session()).is_some_and(|s| s.paused) {
             return;
         }
+        if self.pump_with(conn, &[], Pump::Resume) {
+            return;
+        }
+        let now = self.now;
+        let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { return };
         s.paused = false;
         // Silence while paused was ours, not the client's.
         s.last_rx = now;
-        self.pump(conn, &[]);
-        if self.conns.get(&conn).and_then(|c| c.session()).is_some_and(|s| !s.paused) {
-            self.outputs.push_back(Output::ResumeReading(conn));
-            self.arm(conn);
-        }
+        self.outputs.push_back(Output::ResumeReading(conn));
+        self.arm(conn);
     }
 
-    /// The session stops being the script's: its key dies, it leaves its URL,
-    /// and the script gets `WS_CLOSE` if the URL is still live.
+    /// The session stops being the script's: its keys die, it leaves its URL
+    /// or its domains, and listening scripts get `WS_CLOSE` if still live.
     fn end_session(&mut self, conn: ConnectionId, close: Option<(u16, &str)>) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         // The caller moves the connection on to `Closing` or `Closed`.
         let interim = Phase::Closing { deadline: self.now };
         let Phase::Open(s) = std::mem::replace(&mut c.phase, interim) else { return };
         c.inbuf = Vec::new();
-        self.sessions.remove(&s.key);
-        let Some(record) = self.urls.get_mut(&s.url) else { return };
-        record.sessions.retain(|&other| other != conn);
-        if let Some((code, reason)) = close {
-            let data = Text::from(format!("{code} {reason}"));
-            let event = Event { id: s.key, kind: EventKind::Close, domain: Text::default(), data };
-            self.push_event(s.script, Some(s.url), event);
+        match s.route {
+            Route::Object { key, url, script } => {
+                self.sessions.remove(&key);
+                let Some(record) = self.urls.get_mut(&url) else { return };
+                record.sessions.retain(|&other| other != conn);
+                if let Some((code, reason)) = close {
+                    let data = Text::from(format!("{code} {reason}"));
+                    let event = Event { id: key, kind: EventKind::Close, domain: Text::default(), data };
+                    self.push_event(script, Some(url), event);
+                }
+            }
+            Route::Region { contacts } => {
+                self.region_sessions -= 1;
+                for contact in contacts {
+                    self.sessions.remove(&contact.key);
+                    if let Some(entry) = self.router.get_mut(&contact.domain) {
+                        entry.subscribers.retain(|&c| c != conn);
+                    }
+                    if contact.subscribed
+                        && let Some((code, reason)) = close
+                    {
+                        self.close_route_to_listeners(&contact, code, reason);
+                    }
+                    self.router.prune(&contact.domain);
+                }
+            }
         }
     }
 

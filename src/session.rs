@@ -33,12 +33,30 @@ impl Headers {
     }
 }
 
+/// A domain a region-endpoint client has addressed, and the session key
+/// listeners of that domain know the client by.
+#[derive(Debug)]
+pub(crate) struct Contact {
+    pub(crate) domain: std::sync::Arc<str>,
+    pub(crate) key: Key,
+    /// Sent `sub` (and got no `uns` since): receives broadcasts, listeners saw `WS_OPEN`.
+    pub(crate) subscribed: bool,
+}
+
+/// Where a session's messages go.
+#[derive(Debug)]
+pub(crate) enum Route {
+    /// An object-scope URL: every message goes to its one script.
+    Object { key: Key, url: UrlId, script: Key },
+    /// The region endpoint: messages carry envelope addresses.
+    Region { contacts: Vec<Contact> },
+}
+
 /// An open WebSocket session.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) key: Key,
-    pub(crate) url: UrlId,
-    pub(crate) script: Key,
+    pub(crate) route: Route,
+    /// Largest message accepted from the client (for the region endpoint, including the envelope head).
     pub(crate) max_message: usize,
     pub(crate) decoder: Decoder,
     pub(crate) headers: Headers,
@@ -52,6 +70,10 @@ pub(crate) struct Session {
 pub(crate) enum Phase {
     /// Waiting for a complete request head until the deadline.
     Handshake {
+        deadline: Instant,
+    },
+    /// An `Output::HttpRequest` is out; waiting for `Region::respond` until the deadline.
+    Http {
         deadline: Instant,
     },
     Open(Box<Session>),
@@ -90,10 +112,18 @@ impl Conn {
         }
     }
 
+    /// Queues bytes to write; returns whether the embedder must be told
+    /// (`Output::Transmit` is not already outstanding).
+    pub(crate) fn push_out(&mut self, bytes: Bytes) -> bool {
+        self.out_len += bytes.len();
+        self.out.push_back(bytes);
+        !std::mem::replace(&mut self.tx_notified, true)
+    }
+
     /// When this connection next needs attention, if ever.
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
         match &self.phase {
-            Phase::Handshake { deadline } | Phase::Closing { deadline } => Some(*deadline),
+            Phase::Handshake { deadline } | Phase::Http { deadline } | Phase::Closing { deadline } => Some(*deadline),
             // A paused session is silent because we stopped reading it, not because the client is gone.
             Phase::Open(s) if s.paused => None,
             Phase::Open(s) => Some(s.ping_sent.unwrap_or(s.last_rx) + config.idle_interval),

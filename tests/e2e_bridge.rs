@@ -58,3 +58,39 @@ fn relays_a_session_through_stdio() {
     };
     assert!(status.success());
 }
+
+#[test]
+fn relays_a_region_domain() {
+    let mut child = Command::new(example_bin("stdio_bridge"))
+        .args(["--bind", "127.0.0.1:0", "--domain", "chat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn stdio_bridge");
+    let (tx, lines) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || lines.recv_timeout(WAIT).expect("a line from stdio_bridge");
+    assert_eq!(next(), format!("channel {}", lsl_websocket::clep::channel("chat")));
+    let url = next().strip_prefix("url ").expect("then the region endpoint URL").to_string();
+    let mut stdin = child.stdin.take().unwrap();
+
+    let mut raw = Raw::open(&url);
+    raw.text("sub,chat");
+    let session = next().split(' ').nth(1).unwrap().to_string();
+    raw.text("msg,chat,hello, bridge");
+    assert_eq!(next(), format!("text {session} hello, bridge"));
+    writeln!(stdin, "send {session} hi back").unwrap();
+    assert_eq!(raw.expect_text(), "msg,chat,hi back");
+    drop(stdin);
+    let deadline = std::time::Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "stdio_bridge did not exit at end of input");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

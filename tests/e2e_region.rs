@@ -4,13 +4,12 @@
 //! demo page's region panel in Chromium.
 //!
 //! These need region scope in the core (`Scope::Region` + `domain` granted
-//! the region endpoint URL). Until it lands, the region echo script is
-//! denied `bad-option` and every test here fails at "region endpoint granted".
+//! the region endpoint URL); without it the region echo script is denied
+//! `bad-option` and every test here fails at "region endpoint granted".
 
 mod e2e_support;
 
 use e2e_support::Target;
-use e2e_support::checks::many_clients;
 use e2e_support::wire::{Raw, client, echo_once, http, recv_close, recv_text, split_url, upgrade_request};
 use tungstenite::Message;
 
@@ -64,12 +63,56 @@ pub fn region_restart(t: &mut dyn Target) {
     echo_once(&mut client(&new), &envelope("after"));
 }
 
+/// SPEC §5: a region-scope message the script's queue cannot take is
+/// answered `err,<domain>,busy`, never dropped. Each of 200 clients pipelines
+/// 100 messages: every one is answered once, echoes in order; then each
+/// client resends what was busy, one at a time, until it is echoed.
 pub fn region_many_clients(t: &mut dyn Target) {
-    many_clients(&region_url(t), 50, 100, envelope_owned);
-}
-
-fn envelope_owned(payload: &str) -> String {
-    envelope(payload)
+    let _heavy = e2e_support::heavy();
+    let url = region_url(t);
+    let threads: Vec<_> = (0..200)
+        .map(|c| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut ws = client(&url);
+                let id = |m: usize| format!("{c}:{m}");
+                for m in 0..100 {
+                    ws.send(Message::text(envelope(&id(m)))).unwrap();
+                }
+                let mut echoed = Vec::new();
+                let mut busy = 0;
+                for _ in 0..100 {
+                    let answer = recv_text(&mut ws);
+                    if answer == "err,echo,busy" {
+                        busy += 1;
+                    } else {
+                        let m = (0..100).find(|&m| answer == envelope(&id(m)));
+                        echoed.push(m.unwrap_or_else(|| panic!("client {c}: unexpected {answer:?}")));
+                    }
+                }
+                assert!(echoed.windows(2).all(|w| w[0] < w[1]), "client {c}: echoes out of order: {echoed:?}");
+                let missing: Vec<usize> = (0..100).filter(|m| !echoed.contains(m)).collect();
+                assert_eq!(missing.len(), busy, "client {c}: every message answered exactly once");
+                for m in missing {
+                    let mut tries = 0;
+                    loop {
+                        ws.send(Message::text(envelope(&id(m)))).unwrap();
+                        let answer = recv_text(&mut ws);
+                        if answer == envelope(&id(m)) {
+                            break;
+                        }
+                        assert_eq!(answer, "err,echo,busy", "client {c}");
+                        tries += 1;
+                        assert!(tries < 1000, "client {c}: message {m} busy 1000 times");
+                    }
+                }
+                let _ = ws.close(None);
+            })
+        })
+        .collect();
+    for (c, thread) in threads.into_iter().enumerate() {
+        thread.join().unwrap_or_else(|_| panic!("client {c} failed"));
+    }
 }
 
 macro_rules! region_tests {

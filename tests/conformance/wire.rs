@@ -1,0 +1,296 @@
+//! The simulated client's side of the wire: request heads and masked frames
+//! out, HTTP responses and server frames in.
+
+use std::fmt;
+
+/// The mask every client frame uses unless a step says otherwise (RFC 6455 §5.7's example).
+pub const DEFAULT_MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A frame the client sends.
+#[derive(Debug, Clone)]
+pub struct FrameSpec {
+    pub fin: bool,
+    /// The three RSV bits as one number: 4 = RSV1, 2 = RSV2, 1 = RSV3.
+    pub rsv: u8,
+    pub opcode: u8,
+    /// `None`: unmasked.
+    pub mask: Option<[u8; 4]>,
+    /// The payload length written in the header (normally the payload's length).
+    pub declared_len: u64,
+    pub payload: Vec<u8>,
+}
+
+impl FrameSpec {
+    pub fn new(opcode: u8, payload: Vec<u8>) -> FrameSpec {
+        FrameSpec { fin: true, rsv: 0, opcode, mask: Some(DEFAULT_MASK), declared_len: payload.len() as u64, payload }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![(u8::from(self.fin) << 7) | ((self.rsv & 7) << 4) | (self.opcode & 0x0f)];
+        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
+        match self.declared_len {
+            n if n < 126 => out.push(mask_bit | n as u8),
+            n if n <= 0xffff => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(mask_bit | 127);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        match self.mask {
+            Some(mask) => {
+                out.extend_from_slice(&mask);
+                out.extend(self.payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            }
+            None => out.extend_from_slice(&self.payload),
+        }
+        out
+    }
+}
+
+/// One thing the client observed from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// An HTTP response head (and its body, skipped by Content-Length).
+    Http {
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
+    /// A complete text message (fragments reassembled).
+    Text(String),
+    Binary(Vec<u8>),
+    /// A close frame: `None` for an empty payload.
+    Close(Option<(u16, String)>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// Something a conforming server never sends (masked frame, bad UTF-8, …).
+    Violation(String),
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Http { status, headers } => {
+                write!(f, "http {status}")?;
+                for (name, value) in headers {
+                    write!(f, " {}={value:?}", name.to_ascii_lowercase())?;
+                }
+                Ok(())
+            }
+            Item::Text(t) => write!(f, "text {t:?}"),
+            Item::Binary(b) => write!(f, "binary hex={}", hex::encode(b)),
+            Item::Close(None) => write!(f, "close (empty payload)"),
+            Item::Close(Some((code, reason))) => write!(f, "close {code} {reason:?}"),
+            Item::Ping(p) => write!(f, "ping {}", show_bytes(p)),
+            Item::Pong(p) => write!(f, "pong {}", show_bytes(p)),
+            Item::Violation(v) => write!(f, "protocol violation by the server: {v}"),
+        }
+    }
+}
+
+pub fn show_bytes(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => format!("{s:?}"),
+        Err(_) => format!("hex={}", hex::encode(b)),
+    }
+}
+
+/// What the client expects next on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// An HTTP response head.
+    #[default]
+    Http,
+    /// WebSocket frames (after a 101).
+    Frames,
+    /// Nothing more (after a refusal): any byte is a violation.
+    Done,
+}
+
+/// The client's reading state.
+#[derive(Debug, Default)]
+pub struct Reader {
+    pub buf: Vec<u8>,
+    pub mode: Mode,
+    /// A fragmented message being reassembled: its opcode and bytes so far.
+    partial: Option<(u8, Vec<u8>)>,
+}
+
+impl Reader {
+    /// The next complete item in the buffer, consuming it; `None` when incomplete.
+    pub fn next(&mut self) -> Option<Item> {
+        loop {
+            match self.mode {
+                Mode::Done => {
+                    if self.buf.is_empty() {
+                        return None;
+                    }
+                    let extra = std::mem::take(&mut self.buf);
+                    return Some(Item::Violation(format!("bytes after the response: {}", show_bytes(&extra))));
+                }
+                Mode::Http => return self.http(),
+                Mode::Frames => {
+                    let (first, payload) = match self.frame()? {
+                        Ok(frame) => frame,
+                        Err(violation) => return Some(Item::Violation(violation)),
+                    };
+                    let opcode = first & 0x0f;
+                    let fin = first & 0x80 != 0;
+                    match opcode {
+                        0x8 => {
+                            return Some(match payload.as_slice() {
+                                [] => Item::Close(None),
+                                [_] => Item::Violation("close payload of 1 byte".into()),
+                                [hi, lo, reason @ ..] => match std::str::from_utf8(reason) {
+                                    Ok(r) => Item::Close(Some((u16::from_be_bytes([*hi, *lo]), r.to_string()))),
+                                    Err(_) => Item::Violation("close reason is not UTF-8".into()),
+                                },
+                            });
+                        }
+                        0x9 => return Some(Item::Ping(payload)),
+                        0xa => return Some(Item::Pong(payload)),
+                        0x0 => {
+                            let Some((_, buf)) = self.partial.as_mut() else {
+                                return Some(Item::Violation("continuation without a start".into()));
+                            };
+                            buf.extend_from_slice(&payload);
+                            if !fin {
+                                continue;
+                            }
+                            let (op, buf) = self.partial.take().unwrap_or_default();
+                            return Some(message(op, buf));
+                        }
+                        0x1 | 0x2 if self.partial.is_some() => {
+                            return Some(Item::Violation("new message inside a fragmented one".into()));
+                        }
+                        0x1 | 0x2 if !fin => {
+                            self.partial = Some((opcode, payload));
+                            continue;
+                        }
+                        0x1 | 0x2 => return Some(message(opcode, payload)),
+                        other => return Some(Item::Violation(format!("reserved opcode {other}"))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One frame: the first header byte and the payload, or why a server may not send it.
+    fn frame(&mut self) -> Option<Result<(u8, Vec<u8>), String>> {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return None;
+        }
+        let masked = b[1] & 0x80 != 0;
+        let (len, mut at) = match b[1] & 0x7f {
+            126 => (u16::from_be_bytes(b.get(2..4)?.try_into().ok()?) as usize, 4),
+            127 => (u64::from_be_bytes(b.get(2..10)?.try_into().ok()?) as usize, 10),
+            n => (n as usize, 2),
+        };
+        let mask = if masked {
+            let m: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+            at += 4;
+            Some(m)
+        } else {
+            None
+        };
+        let mut payload = b.get(at..at + len)?.to_vec();
+        let first = b[0];
+        self.buf.drain(..at + len);
+        if let Some(m) = mask {
+            payload.iter_mut().enumerate().for_each(|(i, x)| *x ^= m[i % 4]);
+        }
+        if masked || first & 0x70 != 0 {
+            self.mode = Mode::Done;
+            let what = if masked { "masked server frame" } else { "RSV bit set on a server frame" };
+            return Some(Err(format!("{what} (first byte {first:#04x})")));
+        }
+        Some(Ok((first, payload)))
+    }
+
+    fn http(&mut self) -> Option<Item> {
+        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        let parsed = response.parse(&self.buf[..end]);
+        let (status, headers) = match parsed {
+            Ok(httparse::Status::Complete(_)) => (
+                response.code.unwrap_or(0),
+                response
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => {
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end);
+                self.mode = Mode::Done;
+                return Some(Item::Violation(format!("malformed HTTP response {head:?}")));
+            }
+        };
+        let body: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        if status != 101 && self.buf.len() < end + body {
+            return None;
+        }
+        self.buf.drain(..end);
+        if status == 101 {
+            self.mode = Mode::Frames;
+        } else {
+            self.buf.drain(..body);
+            self.mode = Mode::Done;
+        }
+        Some(Item::Http { status, headers })
+    }
+}
+
+fn message(opcode: u8, payload: Vec<u8>) -> Item {
+    match opcode {
+        0x1 => match String::from_utf8(payload) {
+            Ok(t) => Item::Text(t),
+            Err(e) => Item::Violation(format!("text message is not UTF-8: hex={}", hex::encode(e.as_bytes()))),
+        },
+        0x2 => Item::Binary(payload),
+        _ => Item::Violation(String::from_utf8_lossy(&payload).into_owned()),
+    }
+}
+
+/// Hex digits with optional whitespace to bytes.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(&digits).map_err(|e| format!("bad hex {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_response_then_frames() {
+        let mut r = Reader::default();
+        r.buf.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi\x01\x01a");
+        assert!(matches!(r.next(), Some(Item::Http { status: 101, .. })));
+        assert_eq!(r.next(), Some(Item::Text("hi".into())));
+        assert_eq!(r.next(), None);
+        r.buf.extend_from_slice(b"\x89\x00\x80\x01b\x88\x02\x03\xe8");
+        assert_eq!(r.next(), Some(Item::Ping(vec![])));
+        assert_eq!(r.next(), Some(Item::Text("ab".into())));
+        assert_eq!(r.next(), Some(Item::Close(Some((1000, String::new())))));
+        r.buf.extend_from_slice(b"\x81\x81\x00\x00\x00\x00a");
+        assert!(matches!(r.next(), Some(Item::Violation(v)) if v.contains("masked")));
+    }
+
+    #[test]
+    fn encodes_masked_frames() {
+        let f = FrameSpec { mask: Some([1, 2, 3, 4]), ..FrameSpec::new(1, b"hi".to_vec()) };
+        assert_eq!(f.encode(), vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+        let f = FrameSpec { declared_len: 3000, mask: None, fin: false, rsv: 4, ..FrameSpec::new(1, vec![]) };
+        assert_eq!(f.encode(), vec![0x41, 126, 0x0b, 0xb8]);
+    }
+}
