@@ -606,6 +606,8 @@ impl Region {
         self.revoke_where(Cause::ScriptReset, |u| u.script == script);
         if let Some(queue) = self.scripts.get_mut(&script) {
             queue.events.clear();
+            // An emptied queue announces its next event afresh.
+            queue.notified = false;
         }
     }
 
@@ -682,6 +684,7 @@ impl Region {
         };
         if let Some(queue) = self.scripts.get_mut(&record.script) {
             queue.events.retain(|(url, _)| *url != Some(id));
+            queue.notified &= !queue.events.is_empty();
         }
         if let Some(domain) = record.domain {
             return self.unlisten(id, &domain);

@@ -495,3 +495,30 @@ fn websocket_header_absent_headers_are_empty() {
     assert_eq!(get(&sim, "x-script-url"), url);
     assert_eq!(get(&sim, "x-remote-ip"), CLIENT_IP.to_string());
 }
+
+#[test]
+fn a_queue_emptied_by_reset_announces_its_next_event() {
+    use lsl_websocket::{Config, Key, Output, Region, ScriptInfo, SeededEntropy, WebsocketRequest};
+    let t0 = std::time::Instant::now();
+    let mut region = Region::new(Config::default(), Box::new(SeededEntropy::new(9)), t0);
+    let me = ScriptInfo {
+        script: Key::from_random_bytes([1; 16]),
+        object: Key::from_random_bytes([2; 16]),
+        owner: Key::from_random_bytes([3; 16]),
+    };
+    let announced = |region: &mut Region| {
+        let mut n = 0;
+        while let Some(out) = region.poll_output() {
+            n += usize::from(out == Output::Events(me.script));
+        }
+        n
+    };
+    region.request_websocket(me, &WebsocketRequest::default());
+    assert_eq!(announced(&mut region), 1);
+    // The embedder never polled the script before it was reset.
+    region.script_reset(t0, me.script);
+    assert_eq!(region.pending_events(me.script), 0);
+    announced(&mut region);
+    region.request_websocket(me, &WebsocketRequest::default());
+    assert_eq!(announced(&mut region), 1, "the new grant is announced");
+}
