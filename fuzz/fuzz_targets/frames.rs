@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use lsl_websocket::{
-    Config, ConnectionId, Event, EventKind, Input, Key, Output, Region, ScriptInfo, Scope, SeededEntropy, SendError,
+    Config, ConnectionId, Event, EventKind, Input, Key, Output, Region, Scope, ScriptInfo, SeededEntropy, SendError,
     WebsocketRequest,
 };
 use lsl_websocket_fuzz::{Answer, WireChecker, chunks, client_frame, path_of, upgrade_head};
@@ -173,7 +173,10 @@ fuzz_target!(|data: &[u8]| {
                 Some(key) => run.region.websocket_send(me.script, key, "hi"),
                 None => run.region.websocket_broadcast(me.script, "chat", "hi").map(|_| ()),
             };
-            assert!(matches!(result, Ok(()) | Err(SendError::NoSession | SendError::Busy | SendError::BadDomain)), "{result:?}");
+            assert!(
+                matches!(result, Ok(()) | Err(SendError::NoSession | SendError::Busy | SendError::BadDomain)),
+                "{result:?}"
+            );
             run.pump();
         }
         if bit(6) && i == 0 {

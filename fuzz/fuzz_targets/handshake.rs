@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use lsl_websocket::{
-    Config, ConnectionId, EventKind, Input, InputError, Key, Output, Region, ScriptInfo, SeededEntropy, Scope,
+    Config, ConnectionId, EventKind, Input, InputError, Key, Output, Region, Scope, ScriptInfo, SeededEntropy,
     WebsocketRequest,
 };
 use lsl_websocket_fuzz::{Answer, WireChecker, chunks};

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use lsl_websocket::{
-    Cause, CloseError, Config, ConnectionId, EventKind, Input, Key, Output, Region, ScriptInfo, Scope, SeededEntropy,
+    Cause, CloseError, Config, ConnectionId, EventKind, Input, Key, Output, Region, Scope, ScriptInfo, SeededEntropy,
     SendError, WebsocketRequest,
 };
 use lsl_websocket_fuzz::{Answer, WireChecker, client_frame, path_of, upgrade_head};
@@ -119,8 +119,15 @@ enum Life {
     Restart,
     /// A release of this URL string by this script; `endpoint` if it named the
     /// region endpoint live at the time.
-    Url { s: usize, url: String, endpoint: bool },
-    Domain { s: usize, d: usize },
+    Url {
+        s: usize,
+        url: String,
+        endpoint: bool,
+    },
+    Domain {
+        s: usize,
+        d: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -383,8 +390,8 @@ impl State {
                     if let Some((_, Some(known))) = self.keys.get(&e.id) {
                         assert_eq!(*known, d, "a session key changed domain");
                     }
-                    if !self.keys.contains_key(&e.id) {
-                        self.keys.insert(e.id, (usize::MAX, Some(d)));
+                    if let std::collections::hash_map::Entry::Vacant(v) = self.keys.entry(e.id) {
+                        v.insert((usize::MAX, Some(d)));
                         self.key_pool.push(e.id);
                     }
                     self.after_close(&e.id, e.kind);
@@ -662,12 +669,12 @@ impl State {
                 }
             }
             Op::PeerClosed { c } => {
-                if let Some(c) = self.pick_client(*c) {
-                    if !self.clients[c].gone {
-                        self.clients[c].gone = true;
-                        let conn = self.clients[c].conn;
-                        let _ = self.region.handle_input(now, Input::PeerClosed { conn });
-                    }
+                if let Some(c) = self.pick_client(*c)
+                    && !self.clients[c].gone
+                {
+                    self.clients[c].gone = true;
+                    let conn = self.clients[c].conn;
+                    let _ = self.region.handle_input(now, Input::PeerClosed { conn });
                 }
             }
             Op::Hold { c, hold } => {
