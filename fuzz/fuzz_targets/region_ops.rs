@@ -179,7 +179,8 @@ struct State {
     /// Session key → (client index, domain index for region scope).
     keys: HashMap<Key, (usize, Option<usize>)>,
     key_pool: Vec<Key>,
-    closed_keys: HashSet<Key>,
+    /// (script, session key) pairs whose `WS_CLOSE` the script has seen.
+    closed_keys: HashSet<(usize, Key)>,
     /// Per script and domain: the latest region grant seen in its event stream.
     stream_grant: HashMap<(usize, usize), Key>,
 }
@@ -377,7 +378,7 @@ impl State {
                     let owner = self.requests[&self.grants[g].request].s;
                     assert_eq!(owner, s, "an object-scope event to a script that does not own the URL: {e:?}");
                     assert!(!self.grant_revoked(g), "an event of a revoked URL: {e:?}");
-                    self.after_close(&e.id, e.kind);
+                    self.after_close(s, &e.id, e.kind);
                 }
                 _ => {
                     let d = DOMAINS.iter().position(|d| *d == &*e.domain).expect("a domain we use");
@@ -394,16 +395,16 @@ impl State {
                         v.insert((usize::MAX, Some(d)));
                         self.key_pool.push(e.id);
                     }
-                    self.after_close(&e.id, e.kind);
+                    self.after_close(s, &e.id, e.kind);
                 }
             }
         }
     }
 
-    fn after_close(&mut self, id: &Key, kind: EventKind) {
-        assert!(!self.closed_keys.contains(id), "an event after the session's WS_CLOSE");
+    fn after_close(&mut self, s: usize, id: &Key, kind: EventKind) {
+        assert!(!self.closed_keys.contains(&(s, *id)), "an event after the session's WS_CLOSE");
         if kind == EventKind::Close {
-            self.closed_keys.insert(*id);
+            self.closed_keys.insert((s, *id));
         }
     }
 
