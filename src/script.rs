@@ -257,6 +257,6 @@ pub(crate) struct ScriptQueue {
     pub(crate) events: VecDeque<(Option<UrlId>, Event)>,
     /// Whether an `Output::Events` for this script is outstanding.
     pub(crate) notified: bool,
-    /// Object-scope sessions waiting for room in this queue.
-    pub(crate) paused: Vec<crate::ConnectionId>,
+    /// Object-scope sessions waiting for room in this queue, first paused first resumed.
+    pub(crate) paused: VecDeque<crate::ConnectionId>,
 }

@@ -64,6 +64,8 @@ pub(crate) struct Session {
     pub(crate) ping_sent: Option<Instant>,
     /// Reading is paused because the script's queue is full.
     pub(crate) paused: bool,
+    /// Listed in its script's line of sessions waiting for room.
+    pub(crate) waiting: bool,
 }
 
 #[derive(Debug)]

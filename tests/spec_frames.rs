@@ -720,3 +720,51 @@ fn close_codes_1005_1006_1015_never_appear_on_the_wire() {
     assert_eq!(script_codes, ["1005", "1006", "1006", "1002", "1002", "1002"]);
     assert_eq!(wire_codes, [None, Some(1002), Some(1002), Some(1002)]);
 }
+
+#[test]
+fn many_paused_sessions_take_turns_one_freed_slot_at_a_time() {
+    use lsl_websocket::{ConnectionId, Input, Region, ScriptInfo, SeededEntropy};
+    let t0 = std::time::Instant::now();
+    let config = Config { handshakes_per_second: u32::MAX, ..Config::default() };
+    let mut region = Region::new(config, Box::new(SeededEntropy::new(3)), t0);
+    let me = ScriptInfo {
+        script: Key::from_random_bytes([1; 16]),
+        object: Key::from_random_bytes([2; 16]),
+        owner: Key::from_random_bytes([3; 16]),
+    };
+    region.request_websocket(me, &WebsocketRequest::default());
+    let url = region.poll_event(me.script).expect("granted").data.to_string();
+    let head = upgrade_head(&path_of(&url));
+    let outputs = |region: &mut Region| -> Vec<Output> { std::iter::from_fn(|| region.poll_output()).collect() };
+    // 64 sessions fill the queue with their WS_OPEN events; then each of
+    // 100 sessions sends two messages and all of them pause.
+    let n = 100u64;
+    for i in 0..n {
+        let conn = ConnectionId(i);
+        region.handle_input(t0, Input::Accepted { conn, remote: ip(10, 0, 0, 1) }).unwrap();
+        region.handle_input(t0, Input::Received { conn, data: &head }).unwrap();
+    }
+    for i in 0..n {
+        let mut two = text(&format!("{i}a"));
+        two.extend(text(&format!("{i}b")));
+        region.handle_input(t0, Input::Received { conn: ConnectionId(i), data: &two }).unwrap();
+    }
+    let paused: Vec<Output> =
+        outputs(&mut region).into_iter().filter(|o| matches!(o, Output::PauseReading(_))).collect();
+    assert_eq!(paused.len(), n as usize, "every session paused once");
+    // Drain the WS_OPEN events that filled the queue; from then on every
+    // freed slot resumes at most one session, and the first paused goes first.
+    let mut texts = Vec::new();
+    while let Some(event) = region.poll_event(me.script) {
+        let out = outputs(&mut region);
+        assert!(!out.iter().any(|o| matches!(o, Output::PauseReading(_))), "no pause churn: {out:?}");
+        assert!(out.iter().filter(|o| matches!(o, Output::ResumeReading(_))).count() <= 1, "{out:?}");
+        if event.kind == EventKind::Text {
+            texts.push(event.data.to_string());
+        }
+    }
+    // A resumed session delivers into the one freed slot and queues up again
+    // behind the others: round robin, each session's messages in order.
+    let expected: Vec<String> = ["a", "b"].iter().flat_map(|m| (0..n).map(move |i| format!("{i}{m}"))).collect();
+    assert_eq!(texts, expected, "every held message once, sessions taking turns in the order they paused");
+}
