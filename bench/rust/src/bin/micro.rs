@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! micro [--rounds R] [--target-ms T]
+//! micro --profile PATH SIZE N     # N echoes on one path only, for callgrind/perf
 //! ```
 //!
 //! For each message size (64 B, 1024 B) and each path — the core
@@ -29,16 +30,22 @@ const PATHS: [&str; 3] = ["core", "tungstenite-default", "tungstenite-4k"];
 struct Args {
     rounds: usize,
     target: Duration,
+    profile: Option<(String, usize, u64)>,
 }
 
 fn args() -> Args {
-    let mut a = Args { rounds: 11, target: Duration::from_millis(60) };
+    let mut a = Args { rounds: 11, target: Duration::from_millis(60), profile: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).expect("a number");
         match arg.as_str() {
             "--rounds" => a.rounds = value() as usize,
             "--target-ms" => a.target = Duration::from_millis(value()),
+            "--profile" => {
+                let path = it.next().expect("a path");
+                let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).expect("a number");
+                a.profile = Some((path, value() as usize, value()));
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -140,6 +147,16 @@ fn tungstenite_handshake(head: &[u8]) {
 
 fn main() {
     let args = args();
+    if let Some((path, size, n)) = &args.profile {
+        let frame = masked_text(*size);
+        let mut echo = Echo::new(path);
+        let start = Instant::now();
+        for _ in 0..*n {
+            black_box(echo.echo(black_box(&frame)));
+        }
+        println!("{path} {size} B: {:.1} ns/echo", start.elapsed().as_nanos() as f64 / *n as f64);
+        return;
+    }
     let mut results: Vec<(String, Vec<f64>)> = Vec::new();
     for size in SIZES {
         let frame = masked_text(size);
