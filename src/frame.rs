@@ -92,12 +92,15 @@ impl Decoder {
         if matches!(header.opcode, OpCode::Data(_)) && len > (max_message - so_far.min(max_message)) as u64 {
             return Err(violation(1009, "message too big"));
         }
-        // Control payloads are at most 125 bytes and data at most the cap, so this fits.
-        let len = len as usize;
-        let Some(payload) = input.get(head_len..head_len + len) else {
+        // Control payloads are at most 125 bytes and data at most the cap, but the cap is
+        // `usize::MAX` while closing (data is skipped), so the end is computed with care: a
+        // frame that cannot end within the address space never completes.
+        let Some(consumed) = usize::try_from(len).ok().and_then(|len| head_len.checked_add(len)) else {
             return Ok(None);
         };
-        let consumed = head_len + len;
+        let Some(payload) = input.get(head_len..consumed) else {
+            return Ok(None);
+        };
         let decoded = match header.opcode {
             OpCode::Control(Control::Ping) => Decoded::Ping(Bytes::from(unmasked(payload, mask))),
             OpCode::Control(Control::Pong) => Decoded::Nothing,

@@ -2,6 +2,9 @@
 //! (format: `conformance/FORMAT.md`) run against this crate's `Region`
 //! through the public API, Sans-IO, with a fake clock and seeded entropy.
 
+// Frame encoding shared with the SPEC tests.
+mod common;
+
 mod conformance {
     pub mod lex;
     pub mod parse;

@@ -26,27 +26,12 @@ impl FrameSpec {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![(u8::from(self.fin) << 7) | ((self.rsv & 7) << 4) | (self.opcode & 0x0f)];
-        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        match self.declared_len {
-            n if n < 126 => out.push(mask_bit | n as u8),
-            n if n <= 0xffff => {
-                out.push(mask_bit | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(mask_bit | 127);
-                out.extend_from_slice(&n.to_be_bytes());
-            }
-        }
-        match self.mask {
-            Some(mask) => {
-                out.extend_from_slice(&mask);
-                out.extend(self.payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-            }
-            None => out.extend_from_slice(&self.payload),
-        }
-        out
+        let frame = crate::common::frame(self.opcode, &self.payload).fin(self.fin).rsv(self.rsv);
+        let frame = match self.mask {
+            Some(mask) => frame.mask(mask),
+            None => frame.unmasked(),
+        };
+        frame.declared_len(self.declared_len).build()
     }
 }
 

@@ -193,9 +193,10 @@ impl Browser {
         self.request("POST", &self.session_path(&format!("/element/{element}/click")), Some(&json!({})));
     }
 
-    /// Polls until `cond` holds on the text of `css`, for at most 20 s; returns that text.
+    /// Polls until `cond` holds on the text of `css`, for at most 60 s (a loaded
+    /// 2-core CI machine starts Chromium slowly); returns that text.
     pub fn wait_text(&self, css: &str, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + SLOW;
         loop {
             let texts = self.texts(css);
             if let Some(t) = texts.iter().find(|t| cond(t)) {

@@ -6,6 +6,10 @@
 
 #![allow(dead_code)]
 
+// The frame builders and wire checks shared with the other SPEC tests.
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr};
@@ -82,33 +86,17 @@ pub fn region_request(domain: &str) -> WebsocketRequest {
 
 /// A masked, final client text frame.
 pub fn text_frame(text: &str) -> Vec<u8> {
-    client_frame(0x81, text.as_bytes(), [0x37, 0xfa, 0x21, 0x3d])
+    common::text(text)
 }
 
 /// A masked client frame with the given first byte (FIN, RSV, opcode).
 pub fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n < 65536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
+    common::frame(first & 0x0f, payload).fin(first & 0x80 != 0).rsv(first >> 4).mask(mask).build()
 }
 
 /// A masked client close frame.
 pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    client_frame(0x88, &payload, [9, 8, 7, 6])
+    common::close(code, reason)
 }
 
 /// The request head of a WebSocket handshake for `url` (with optional path info appended).

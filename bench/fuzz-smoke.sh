@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fuzz smoke test: runs every cargo-fuzz target in fuzz/ for 30 s (set
+# FUZZ_SECONDS to change), one after another, starting from the committed seed
+# corpus (fuzz/seeds/<target>) and the local corpus (fuzz/corpus/<target>,
+# git-ignored). Prints one line per target and exits non-zero if any target
+# crashed (the input is kept in fuzz/artifacts/<target>/) or did not build.
+#
+# Needs cargo-fuzz (installed if missing) and uses RUSTC_BOOTSTRAP=1 so the
+# stable toolchain accepts the sanitizer flags.
+set -u
+cd "$(dirname "$0")/../fuzz" || exit 2
+secs=${FUZZ_SECONDS:-30}
+targets=(handshake frames envelope region_ops)
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz not found: installing it"
+    cargo install cargo-fuzz --locked || { echo "could not install cargo-fuzz"; exit 2; }
+fi
+export RUSTC_BOOTSTRAP=1
+
+# Build everything first, so the time limit is spent fuzzing.
+if ! cargo fuzz build >/tmp/fuzz-smoke-build.log 2>&1; then
+    tail -n 30 /tmp/fuzz-smoke-build.log
+    echo "fuzz targets did not build"
+    exit 2
+fi
+
+status=0
+for target in "${targets[@]}"; do
+    mkdir -p "corpus/$target"
+    log=$(mktemp "/tmp/fuzz-smoke-$target.XXXXXX")
+    if cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+        -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+        done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1)
+        cov=$(grep -o 'cov: [0-9]*' <<<"$done_line" | cut -d' ' -f2)
+        ft=$(grep -o 'ft: [0-9]*' <<<"$done_line" | cut -d' ' -f2)
+        corp=$(grep -o 'corp: [0-9]*' <<<"$done_line" | cut -d' ' -f2)
+        printf '%-11s ok     %ss  %s execs  cov %s  ft %s  corpus %s\n' \
+            "$target" "$secs" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}"
+        rm -f "$log"
+    else
+        artifact=$(grep -o 'artifacts/[^ ]*' "$log" | tail -n 1)
+        printf '%-11s CRASH  input %s  log %s\n' "$target" "${artifact:-?}" "$log"
+        status=1
+    fi
+done
+exit "$status"
