@@ -1,7 +1,8 @@
 //! A simulated region with two echo scripts, on the tokio adapter.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [--bind ADDR] [--max-message N]
+//! cargo run --release --features tokio --example echo_server -- [--bind ADDR] [--max-message N]
+//!     [--sessions-per-url N] [--handshakes-per-second N]
 //! ```
 //!
 //! - Prints `object-url <url>` and `region-url <url>` on stdout once
@@ -16,6 +17,9 @@
 //!   restarts the region (both objects); `quit` closes every session and
 //!   exits. After each, the scripts request new URLs as real scripts do.
 //! - `GET /` serves a page that talks to both URLs; `GET /urls` gives them as JSON.
+//! - `--sessions-per-url` and `--handshakes-per-second` raise the region's
+//!   limits (defaults 256 and 400 here) for load tests such as
+//!   `bench/loopback.sh`, which holds 10,000 idle sessions on one URL.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -224,27 +228,41 @@ fn print_line(line: &str) {
 struct Args {
     bind: String,
     max_message: usize,
+    sessions_per_url: usize,
+    handshakes_per_second: u32,
+}
+
+const USAGE: &str =
+    "usage: echo_server [--bind ADDR] [--max-message N] [--sessions-per-url N] [--handshakes-per-second N]";
+
+/// The value after a flag, as a positive number.
+fn number<T: std::str::FromStr + PartialEq + Default>(flag: &str, value: Option<String>) -> Result<T, String> {
+    let n = value.ok_or_else(|| format!("{flag} needs a number"))?;
+    let parsed: T = n.parse().map_err(|_| format!("{flag}: not a number: {n}"))?;
+    if parsed == T::default() {
+        return Err(format!("{flag} must be at least 1"));
+    }
+    Ok(parsed)
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { bind: "127.0.0.1:8787".to_string(), max_message: Config::default().max_message };
+    let defaults = Config::default();
+    let mut args = Args {
+        bind: "127.0.0.1:8787".to_string(),
+        max_message: defaults.max_message,
+        sessions_per_url: defaults.sessions_per_url,
+        // 200 clients connecting at once from one address must not be refused 429.
+        handshakes_per_second: 400,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--bind" => args.bind = it.next().ok_or("--bind needs an address")?,
-            "--max-message" => {
-                let n = it.next().ok_or("--max-message needs a number")?;
-                args.max_message = n.parse().map_err(|_| format!("--max-message: not a number: {n}"))?;
-                if args.max_message == 0 {
-                    return Err("--max-message must be at least 1".into());
-                }
-            }
-            "-h" | "--help" => {
-                return Err("usage: echo_server [--bind ADDR] [--max-message N]".into());
-            }
-            other => {
-                return Err(format!("unknown argument {other} (usage: echo_server [--bind ADDR] [--max-message N])"));
-            }
+            "--max-message" => args.max_message = number(&arg, it.next())?,
+            "--sessions-per-url" => args.sessions_per_url = number(&arg, it.next())?,
+            "--handshakes-per-second" => args.handshakes_per_second = number(&arg, it.next())?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other} ({USAGE})")),
         }
     }
     Ok(args)
@@ -269,8 +287,8 @@ async fn main() -> ExitCode {
     let config = Config {
         max_message: args.max_message,
         serve_other_paths: true,
-        // 200 clients connecting at once from one address must not be refused 429.
-        handshakes_per_second: 400,
+        sessions_per_url: args.sessions_per_url,
+        handshakes_per_second: args.handshakes_per_second,
         ..Config::default()
     };
     let server = match Server::bind(&args.bind, config, Echo::new(entropy)).await {
