@@ -85,7 +85,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .x_labels(n)
             .x_label_formatter(&|x| {
                 let i = x.round();
-                if (x - i).abs() < 0.01 && i >= 0.0 { servers.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                if (x - i).abs() < 0.01 && i >= 0.0 {
+                    servers.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .y_label_formatter(&|y| format!("{y:.0}"))
             .y_desc(y_desc)
@@ -97,7 +101,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let x0 = i - 0.35 + width * (r.round - 1) as f64;
             let v = value(r);
             let color = colors[(r.round as usize - 1) % colors.len()];
-            chart.draw_series(std::iter::once(Rectangle::new([(x0 + 0.02, 0.0), (x0 + width - 0.02, v)], color.filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x0 + 0.02, 0.0), (x0 + width - 0.02, v)],
+                color.filled(),
+            )))?;
             chart.draw_series(std::iter::once(Text::new(
                 if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") },
                 (x0 + 0.04, v + max * 0.02),
