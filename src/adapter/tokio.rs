@@ -43,11 +43,14 @@
 //!   the task stops reading; unread bytes stay in the kernel, the TCP window
 //!   closes and the client is slowed, which is the back-pressure SPEC §5 asks
 //!   for. At most one chunk read before the pause landed is held in the core.
-//! - **Writing.** A connection's writer holds at most one batch (up to
-//!   64 KiB) taken with [`Region::poll_transmit`]; the next batch is taken
-//!   only when that write completed. Everything else stays in the core,
-//!   where it counts against the outgoing buffer, so `WS_ERR_BUSY` means the
-//!   client really is behind.
+//! - **Writing.** The region task takes a batch (up to 64 KiB) with
+//!   [`Region::poll_transmit`] and writes it to the socket itself, without
+//!   waiting; what the socket does not take at once goes to the connection
+//!   task, which finishes it, and the next batch is taken only when that
+//!   write completed. So an echo costs no hop to the connection task, and a
+//!   connection holds at most one batch outside the core. Everything else
+//!   stays in the core, where it counts against the outgoing buffer, so
+//!   `WS_ERR_BUSY` means the client really is behind.
 //! - **Time.** The region task sleeps until [`Region::poll_timeout`] and
 //!   then feeds [`Input::Timeout`].
 //! - **Closing.** After [`Output::Close`](crate::Output::Close) the last bytes are
@@ -61,6 +64,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -212,9 +216,10 @@ impl<H: Handler> Server<H> {
                         let conn = ConnectionId(next_id);
                         next_id += 1;
                         let _ = stream.set_nodelay(true);
+                        let stream = Arc::new(stream);
                         let (tx, rx) = mpsc::unbounded_channel();
-                        let task = tokio::spawn(connection(conn, stream, rx, report_tx.clone()));
-                        conns.map.insert(conn, ConnState { tx, task, writing: false, closing: None });
+                        let task = tokio::spawn(connection(conn, stream.clone(), rx, report_tx.clone()));
+                        conns.map.insert(conn, ConnState { stream, tx, task, writing: false, closing: None });
                         // Ids are fresh, so the core cannot refuse them.
                         let _ = region.handle_input(Instant::now(), Input::Accepted { conn, remote: remote.ip() });
                     }
@@ -316,6 +321,8 @@ impl<H: 'static> Handle<H> {
 }
 
 struct ConnState {
+    /// Shared with the connection task: the region task writes what the socket takes at once.
+    stream: Arc<TcpStream>,
     tx: mpsc::UnboundedSender<ConnCmd>,
     task: JoinHandle<()>,
     /// The connection task holds a batch it has not finished writing.
@@ -377,17 +384,27 @@ impl Transport for Conns {
         if state.writing {
             return; // taken when the current write completes
         }
-        match take_batch(region, conn) {
-            Some(batch) => {
-                state.writing = true;
-                let _ = state.tx.send(ConnCmd::Write(batch));
+        loop {
+            match take_batch(region, conn) {
+                Some(batch) => {
+                    // Whatever the socket takes now needs no hop to the connection task.
+                    let rest = match state.stream.try_write(&batch) {
+                        Ok(n) if n == batch.len() => continue,
+                        Ok(n) => batch.slice(n..),
+                        // Would block, or failed: the connection task finishes or reports it.
+                        Err(_) => batch,
+                    };
+                    state.writing = true;
+                    let _ = state.tx.send(ConnCmd::Write(rest));
+                }
+                None if let Some(deadline) = state.closing => {
+                    self.deadlines.remove(&(deadline, conn));
+                    let _ = state.tx.send(ConnCmd::Close);
+                    self.map.remove(&conn);
+                }
+                None => {}
             }
-            None if let Some(deadline) = state.closing => {
-                self.deadlines.remove(&(deadline, conn));
-                let _ = state.tx.send(ConnCmd::Close);
-                self.map.remove(&conn);
-            }
-            None => {}
+            return;
         }
     }
 
@@ -415,7 +432,7 @@ impl Transport for Conns {
 /// One connection: reads unless paused, writes what the region task sends.
 async fn connection(
     conn: ConnectionId,
-    mut stream: TcpStream,
+    stream: Arc<TcpStream>,
     mut cmds: mpsc::UnboundedReceiver<ConnCmd>,
     reports: mpsc::Sender<Report>,
 ) {
@@ -424,7 +441,7 @@ async fn connection(
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 Some(ConnCmd::Write(bytes)) => {
-                    let report = match stream.write_all(&bytes).await {
+                    let report = match write_all(&stream, &bytes).await {
                         Ok(()) => Report::Written(conn),
                         Err(_) => Report::Gone(conn),
                     };
@@ -454,10 +471,25 @@ async fn connection(
             },
         }
     }
+    // The region task let go of its share when it sent `Close`.
+    let Ok(mut stream) = Arc::try_unwrap(stream) else { return };
     // Shut down our side, then drain the peer's until it closes: closing a
     // socket with unread input sends a reset, which can destroy our close frame.
     if stream.shutdown().await.is_ok() {
         let mut buf = vec![0u8; 4096];
         let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = stream.read(&mut buf).await {} }).await;
     }
+}
+
+/// Writes all of `bytes` to a socket shared with the region task.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
