@@ -70,7 +70,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Command, Error, Handler, LINGER, OsEntropy, SHUTDOWN_GRACE, Stopped, Transport, drain, take_batch};
@@ -98,13 +98,38 @@ enum Report {
     Written(ConnectionId),
 }
 
-/// What the region task tells a connection task.
-enum ConnCmd {
-    Write(Bytes),
-    Pause,
-    Resume,
+/// What the region task and one connection task share: the socket, and the
+/// region task's commands in a slot rather than a channel (a tokio channel
+/// costs over a kilobyte per idle connection; the slot needs a few bytes).
+struct Link {
+    stream: TcpStream,
+    cmds: std::sync::Mutex<Cmds>,
+    /// Wakes the connection task after `cmds` changed.
+    wake: Notify,
+}
+
+/// The region task's commands to a connection task.
+#[derive(Default)]
+struct Cmds {
+    /// A batch the socket did not take at once; at most one at a time.
+    write: Option<Bytes>,
+    paused: bool,
     /// Everything is written: shut down and linger.
-    Close,
+    close: bool,
+}
+
+impl Link {
+    fn new(stream: TcpStream) -> Link {
+        Link { stream, cmds: std::sync::Mutex::default(), wake: Notify::new() }
+    }
+
+    /// Changes the commands and wakes the connection task (a wake-up before it
+    /// waits is kept, so none is lost).
+    fn command(&self, f: impl FnOnce(&mut Cmds)) {
+        // The lock guards plain data, so a poisoned one is still usable.
+        f(&mut self.cmds.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.wake.notify_one();
+    }
 }
 
 /// A WebSocket server on tokio: a listener, a [`Region`] and the embedder's [`Handler`].
@@ -216,10 +241,9 @@ impl<H: Handler> Server<H> {
                         let conn = ConnectionId(next_id);
                         next_id += 1;
                         let _ = stream.set_nodelay(true);
-                        let stream = Arc::new(stream);
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        let task = tokio::spawn(connection(conn, stream.clone(), rx, report_tx.clone()));
-                        conns.map.insert(conn, ConnState { stream, tx, task, writing: false, closing: None });
+                        let link = Arc::new(Link::new(stream));
+                        let task = tokio::spawn(connection(conn, link.clone(), report_tx.clone()));
+                        conns.map.insert(conn, ConnState { link, task, writing: false, closing: None });
                         // Ids are fresh, so the core cannot refuse them.
                         let _ = region.handle_input(Instant::now(), Input::Accepted { conn, remote: remote.ip() });
                     }
@@ -322,8 +346,7 @@ impl<H: 'static> Handle<H> {
 
 struct ConnState {
     /// Shared with the connection task: the region task writes what the socket takes at once.
-    stream: Arc<TcpStream>,
-    tx: mpsc::UnboundedSender<ConnCmd>,
+    link: Arc<Link>,
     task: JoinHandle<()>,
     /// The connection task holds a batch it has not finished writing.
     writing: bool,
@@ -388,18 +411,18 @@ impl Transport for Conns {
             match take_batch(region, conn) {
                 Some(batch) => {
                     // Whatever the socket takes now needs no hop to the connection task.
-                    let rest = match state.stream.try_write(&batch) {
+                    let rest = match state.link.stream.try_write(&batch) {
                         Ok(n) if n == batch.len() => continue,
                         Ok(n) => batch.slice(n..),
                         // Would block, or failed: the connection task finishes or reports it.
                         Err(_) => batch,
                     };
                     state.writing = true;
-                    let _ = state.tx.send(ConnCmd::Write(rest));
+                    state.link.command(|c| c.write = Some(rest));
                 }
                 None if let Some(deadline) = state.closing => {
                     self.deadlines.remove(&(deadline, conn));
-                    let _ = state.tx.send(ConnCmd::Close);
+                    state.link.command(|c| c.close = true);
                     self.map.remove(&conn);
                 }
                 None => {}
@@ -424,36 +447,36 @@ impl Transport for Conns {
 
     fn set_paused(&mut self, conn: ConnectionId, paused: bool) {
         if let Some(state) = self.map.get(&conn) {
-            let _ = state.tx.send(if paused { ConnCmd::Pause } else { ConnCmd::Resume });
+            state.link.command(|c| c.paused = paused);
         }
     }
 }
 
 /// One connection: reads unless paused, writes what the region task sends.
-async fn connection(
-    conn: ConnectionId,
-    stream: Arc<TcpStream>,
-    mut cmds: mpsc::UnboundedReceiver<ConnCmd>,
-    reports: mpsc::Sender<Report>,
-) {
-    let mut paused = false;
+async fn connection(conn: ConnectionId, link: Arc<Link>, reports: mpsc::Sender<Report>) {
+    let stream = &link.stream;
     loop {
+        let (write, paused, close) = {
+            let mut cmds = link.cmds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (cmds.write.take(), cmds.paused, cmds.close)
+        };
+        // A batch is written before a close that came after it.
+        if let Some(bytes) = write {
+            let report = match write_all(stream, &bytes).await {
+                Ok(()) => Report::Written(conn),
+                Err(_) => Report::Gone(conn),
+            };
+            let gone = matches!(report, Report::Gone(_));
+            if reports.send(report).await.is_err() || gone {
+                return;
+            }
+            continue;
+        }
+        if close {
+            break;
+        }
         tokio::select! {
-            cmd = cmds.recv() => match cmd {
-                Some(ConnCmd::Write(bytes)) => {
-                    let report = match write_all(&stream, &bytes).await {
-                        Ok(()) => Report::Written(conn),
-                        Err(_) => Report::Gone(conn),
-                    };
-                    let gone = matches!(report, Report::Gone(_));
-                    if reports.send(report).await.is_err() || gone {
-                        return;
-                    }
-                }
-                Some(ConnCmd::Pause) => paused = true,
-                Some(ConnCmd::Resume) => paused = false,
-                Some(ConnCmd::Close) | None => break,
-            },
+            () = link.wake.notified() => {}
             ready = stream.readable(), if !paused => {
                 // The buffer is allocated only once bytes are waiting, so an
                 // idle connection holds none, and it is handed over as it is.
@@ -472,7 +495,7 @@ async fn connection(
         }
     }
     // The region task let go of its share when it sent `Close`.
-    let Ok(mut stream) = Arc::try_unwrap(stream) else { return };
+    let Ok(Link { mut stream, .. }) = Arc::try_unwrap(link) else { return };
     // Shut down our side, then drain the peer's until it closes: closing a
     // socket with unread input sends a reset, which can destroy our close frame.
     if stream.shutdown().await.is_ok() {
