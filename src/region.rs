@@ -450,14 +450,20 @@ impl Region {
     /// script. To a region-endpoint client it goes as `msg,<domain>,<text>`
     /// on the domain the session key belongs to.
     pub fn websocket_send(&mut self, script: Key, session: Key, text: &str) -> Result<(), SendError> {
-        let (conn, domain) = self.own_session(script, session).ok_or(SendError::NoSession)?;
-        let max = match &domain {
-            Some(d) => self.listener(script, d).map_or(0, |id| self.urls[&id].max_message),
-            None => 0,
-        };
+        // As `own_session`, with one lookup of the connection: this is every message's path.
+        let conn = *self.sessions.get(&session).ok_or(SendError::NoSession)?;
         let limit = self.config.outgoing_buffer;
-        let Some(c) = self.conns.get_mut(&conn) else { return Err(SendError::NoSession) };
-        let max = if domain.is_some() { max } else { c.session().map_or(0, |s| s.max_message) };
+        let c = self.conns.get_mut(&conn).ok_or(SendError::NoSession)?;
+        let s = c.session().ok_or(SendError::NoSession)?;
+        let (max, domain) = match &s.route {
+            Route::Object { script: owner, .. } if *owner == script => (s.max_message, None),
+            Route::Object { .. } => return Err(SendError::NoSession),
+            Route::Region { contacts } => {
+                let contact = contacts.iter().find(|c| c.key == session).ok_or(SendError::NoSession)?;
+                let id = listener_of(&self.router, &self.urls, script, &contact.domain).ok_or(SendError::NoSession)?;
+                (self.urls[&id].max_message, Some(contact.domain.clone()))
+            }
+        };
         if text.len() > max {
             return Err(SendError::TooLarge);
         }
@@ -773,11 +779,15 @@ impl Region {
 
     /// The script's listening grant on `domain`, if it has one.
     fn listener(&self, script: Key, domain: &str) -> Option<UrlId> {
-        self.router.get(domain)?.listeners.iter().copied().find(|id| self.urls[id].script == script)
+        listener_of(&self.router, &self.urls, script, domain)
     }
 
     fn push_event(&mut self, script: Key, url: Option<UrlId>, event: Event) {
-        let queue = self.scripts.entry(script).or_default();
+        // `entry` reserves room on every call; the queue almost always exists.
+        let queue = match self.scripts.get_mut(&script) {
+            Some(queue) => queue,
+            None => self.scripts.entry(script).or_default(),
+        };
         queue.events.push_back((url, event));
         if !queue.notified {
             queue.notified = true;
@@ -848,7 +858,8 @@ impl Region {
             Phase::Open(s) => {
                 s.last_rx = now;
                 s.ping_sent = None;
-                self.pump(conn, data);
+                let held = std::mem::take(&mut c.inbuf);
+                self.pump_held(conn, held, data, Pump::Read);
             }
             Phase::Closing { .. } => self.pump_closing(conn, data),
             // A request body or pipelined request waits for `respond`, which closes.
@@ -981,7 +992,12 @@ impl Region {
     /// `pump` in the given mode; returns whether it stopped on a full queue.
     fn pump_with(&mut self, conn: ConnectionId, data: &[u8], mode: Pump) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else { return false };
-        let mut held = std::mem::take(&mut c.inbuf);
+        let held = std::mem::take(&mut c.inbuf);
+        self.pump_held(conn, held, data, mode)
+    }
+
+    /// `pump_with` for a caller that already took the connection's held bytes.
+    fn pump_held(&mut self, conn: ConnectionId, mut held: Vec<u8>, data: &[u8], mode: Pump) -> bool {
         let input: &[u8] = if held.is_empty() {
             data
         } else {
@@ -993,8 +1009,12 @@ impl Region {
         let mut held_back = false;
         while open && pos < input.len() {
             let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { break };
+            let object = match s.route {
+                Route::Object { key, url, script } => Some((key, url, script)),
+                Route::Region { .. } => None,
+            };
             // Object scope pushes back on the client; region scope answers `busy` per message instead.
-            if let Route::Object { script, .. } = s.route
+            if let Some((_, _, script)) = object
                 && mode != Pump::Drain
                 && ((s.paused && mode == Pump::Read)
                     || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue))
@@ -1007,7 +1027,7 @@ impl Region {
                 Ok(None) => break,
                 Ok(Some((decoded, used))) => {
                     pos += used;
-                    open = self.deliver(conn, decoded);
+                    open = self.deliver(conn, object, decoded);
                 }
                 Err(Violation { code, reason }) => {
                     self.fail(conn, code, reason);
@@ -1015,24 +1035,29 @@ impl Region {
                 }
             }
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.inbuf = if open && pos < input.len() { input[pos..].to_vec() } else { Vec::new() };
+        // Nothing else puts bytes in `inbuf` meanwhile, so it is still the empty
+        // buffer `take` left unless a partial frame must be kept.
+        if open
+            && pos < input.len()
+            && let Some(c) = self.conns.get_mut(&conn)
+        {
+            c.inbuf = input[pos..].to_vec();
         }
         held_back
     }
 
-    /// Acts on one decoded frame; returns whether the session is still open.
-    fn deliver(&mut self, conn: ConnectionId, decoded: Decoded) -> bool {
+    /// Acts on one decoded frame of an open session whose route, for object
+    /// scope, is `object` (session key, URL, script); returns whether the session is still open.
+    fn deliver(&mut self, conn: ConnectionId, object: Option<(Key, UrlId, Key)>, decoded: Decoded) -> bool {
         match decoded {
             Decoded::Text(text) => {
-                let Some(s) = self.conns.get(&conn).and_then(|c| c.session()) else { return false };
-                match s.route {
-                    Route::Object { key, url, script } => {
+                match object {
+                    Some((key, url, script)) => {
                         let event =
                             Event { id: key, kind: EventKind::Text, domain: Text::default(), data: text.into() };
                         self.push_event(script, Some(url), event);
                     }
-                    Route::Region { .. } => self.route_envelope(conn, &text),
+                    None => self.route_envelope(conn, &text),
                 }
                 true
             }
@@ -1332,4 +1357,9 @@ impl Region {
         }
         self.outputs.push_back(Output::Close(conn));
     }
+}
+
+/// The script's listening grant on `domain`, if it has one (see `Region::listener`).
+fn listener_of(router: &Router, urls: &BTreeMap<UrlId, UrlRecord>, script: Key, domain: &str) -> Option<UrlId> {
+    router.get(domain)?.listeners.iter().copied().find(|id| urls[id].script == script)
 }
