@@ -68,7 +68,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -481,7 +481,7 @@ async fn connection(conn: ConnectionId, link: Arc<Link>, reports: mpsc::Sender<R
                 // The buffer is allocated only once bytes are waiting, so an
                 // idle connection holds none, and it is handed over as it is.
                 let mut buf = Vec::with_capacity(READ_CHUNK);
-                let report = match ready.and_then(|()| stream.try_read_buf(&mut buf)) {
+                let report = match ready.and_then(|()| read_chunk(stream, &mut buf)) {
                     Ok(0) => Report::Gone(conn),
                     Ok(_) => Report::Data(conn, buf),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -501,6 +501,26 @@ async fn connection(conn: ConnectionId, link: Arc<Link>, reports: mpsc::Sender<R
     if stream.shutdown().await.is_ok() {
         let mut buf = vec![0u8; 4096];
         let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = stream.read(&mut buf).await {} }).await;
+    }
+}
+
+/// Reads what the socket holds into `buf`'s spare room, without waiting.
+///
+/// As tokio's own `AsyncRead` does on epoll and kqueue: a read that leaves
+/// room in the buffer shows the socket drained, so its readiness is cleared
+/// now rather than by one more read that would only find nothing (which
+/// cost a `recvfrom` per message). Readiness that arrived meanwhile, and a
+/// peer's close, are kept by tokio, so no wake-up is lost.
+fn read_chunk(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = None;
+    let outcome = stream.try_io(Interest::READABLE, || {
+        let n = stream.try_read_buf(buf)?;
+        read = Some(n);
+        if n > 0 && buf.len() < buf.capacity() { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+    });
+    match read {
+        Some(n) => Ok(n),
+        None => outcome.map(|()| 0),
     }
 }
 
