@@ -36,9 +36,9 @@
 //!
 //! # How it moves bytes
 //!
-//! - **Reading.** Each connection task reads up to 16 KiB at a time (an
-//!   idle connection holds no buffer) and
-//!   hands the chunk to the region task over one bounded channel, waiting
+//! - **Reading.** Each connection task reads up to 16 KiB at a time into its
+//!   thread's scratch buffer (an idle connection holds no buffer) and
+//!   hands a copy of what came to the region task over one bounded channel, waiting
 //!   when it is full. On [`Output::PauseReading`](crate::Output::PauseReading)
 //!   the task stops reading; unread bytes stay in the kernel, the TCP window
 //!   closes and the client is slowed, which is the back-pressure SPEC §5 asks
@@ -80,6 +80,11 @@ use crate::session::ConnectionId;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+thread_local! {
+    /// Where connection tasks on this thread read into (one read at a time per thread).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(READ_CHUNK));
+}
+
 /// Reports from connection tasks waiting for the region task; beyond this, readers wait.
 const REPORT_QUEUE: usize = 1024;
 /// How long the last write of a closing connection may take.
@@ -478,12 +483,18 @@ async fn connection(conn: ConnectionId, link: Arc<Link>, reports: mpsc::Sender<R
         tokio::select! {
             () = link.wake.notified() => {}
             ready = stream.readable(), if !paused => {
-                // The buffer is allocated only once bytes are waiting, so an
-                // idle connection holds none, and it is handed over as it is.
-                let mut buf = Vec::with_capacity(READ_CHUNK);
-                let report = match ready.and_then(|()| read_chunk(stream, &mut buf)) {
-                    Ok(0) => Report::Gone(conn),
-                    Ok(_) => Report::Data(conn, buf),
+                // Read into the thread's scratch buffer and hand over a copy of
+                // exactly what came: an idle connection holds no buffer, and a
+                // small message costs a small allocation, not a 16 KiB one.
+                let read = ready.and_then(|()| {
+                    SCRATCH.with_borrow_mut(|scratch| {
+                        scratch.clear();
+                        read_chunk(stream, scratch).map(|n| scratch[..n].to_vec())
+                    })
+                });
+                let report = match read {
+                    Ok(data) if data.is_empty() => Report::Gone(conn),
+                    Ok(data) => Report::Data(conn, data),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(_) => Report::Gone(conn),
                 };
