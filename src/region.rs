@@ -589,8 +589,8 @@ impl Region {
     pub fn poll_event(&mut self, script: Key) -> Option<Event> {
         let queue = self.scripts.get_mut(&script)?;
         queue.notified = false;
-        let event = queue.events.pop_front().map(|(_, e)| e);
-        if queue.events.len() < self.config.event_queue && !queue.paused.is_empty() {
+        let event = queue.pop();
+        if queue.len() < self.config.event_queue && !queue.paused.is_empty() {
             for conn in std::mem::take(&mut queue.paused) {
                 self.resume(conn);
             }
@@ -600,7 +600,7 @@ impl Region {
 
     /// Events waiting in the script's queue.
     pub fn pending_events(&self, script: Key) -> usize {
-        self.scripts.get(&script).map_or(0, |q| q.events.len())
+        self.scripts.get(&script).map_or(0, |q| q.len())
     }
 
     // ---------------------------------------------------------------- lifecycle
@@ -611,7 +611,7 @@ impl Region {
         self.now = self.now.max(now);
         self.revoke_where(Cause::ScriptReset, |u| u.script == script);
         if let Some(queue) = self.scripts.get_mut(&script) {
-            queue.events.clear();
+            queue.clear();
             // An emptied queue announces its next event afresh.
             queue.notified = false;
         }
@@ -689,8 +689,8 @@ impl Region {
             return;
         };
         if let Some(queue) = self.scripts.get_mut(&record.script) {
-            queue.events.retain(|(url, _)| *url != Some(id));
-            queue.notified &= !queue.events.is_empty();
+            queue.purge(id);
+            queue.notified &= !queue.is_empty();
         }
         if let Some(domain) = record.domain {
             return self.unlisten(id, &domain);
@@ -788,7 +788,7 @@ impl Region {
             Some(queue) => queue,
             None => self.scripts.entry(script).or_default(),
         };
-        queue.events.push_back((url, event));
+        queue.push(url, event);
         if !queue.notified {
             queue.notified = true;
             self.outputs.push_back(Output::Events(script));
@@ -1017,7 +1017,7 @@ impl Region {
             if let Some((_, _, script)) = object
                 && mode != Pump::Drain
                 && ((s.paused && mode == Pump::Read)
-                    || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue))
+                    || self.scripts.get(&script).is_some_and(|q| q.len() >= self.config.event_queue))
             {
                 self.pause(conn, script);
                 held_back = true;
@@ -1145,7 +1145,7 @@ impl Region {
             let (script, max) = (self.urls[&id].script, self.urls[&id].max_message);
             if payload.len() > max {
                 too_large = true;
-            } else if self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue) {
+            } else if self.scripts.get(&script).is_some_and(|q| q.len() >= self.config.event_queue) {
                 busy = true;
             } else {
                 let event =
