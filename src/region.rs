@@ -273,17 +273,18 @@ impl Region {
     pub fn poll_transmit(&mut self, conn: ConnectionId) -> Option<Bytes> {
         let c = self.conns.get_mut(&conn)?;
         c.tx_notified = false;
-        let bytes = c.out.pop_front();
-        match &bytes {
-            Some(b) => c.out_len -= b.len(),
-            None if matches!(c.phase, Phase::Closed) => {
-                self.conns.remove(&conn);
-            }
-            // Give back a queue that grew during a burst.
-            None if c.out.capacity() > 8 => c.out = VecDeque::new(),
-            None => {}
+        if let Some(bytes) = c.out.pop_front() {
+            // Returned at once, so the bytes move straight to the caller.
+            c.out_len -= bytes.len();
+            return Some(bytes);
         }
-        bytes
+        if matches!(c.phase, Phase::Closed) {
+            self.conns.remove(&conn);
+        } else if c.out.capacity() > 8 {
+            // Give back a queue that grew during a burst.
+            c.out = VecDeque::new();
+        }
+        None
     }
 
     /// When the embedder must next call [`handle_input`](Region::handle_input)
@@ -589,8 +590,12 @@ impl Region {
     pub fn poll_event(&mut self, script: Key) -> Option<Event> {
         let queue = self.scripts.get_mut(&script)?;
         queue.notified = false;
+        if queue.paused.is_empty() {
+            // The usual case, kept apart so the event moves straight to the caller.
+            return queue.pop();
+        }
         let event = queue.pop();
-        if queue.len() < self.config.event_queue && !queue.paused.is_empty() {
+        if queue.len() < self.config.event_queue {
             for conn in std::mem::take(&mut queue.paused) {
                 self.resume(conn);
             }
