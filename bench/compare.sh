@@ -77,7 +77,7 @@ echo
 echo "| path | after handshake (B) | after one 64 B echo (B) |"
 echo "|---|---|---|"
 grep '^result idle' "$RESULTS/idle_heap.txt" | awk '{ printf "| %s | %s | %s |\n", $3, $4, $5 }'
-sed -n 's/^\([a-z0-9-]*\) (\([0-9]*\)).*/\1 \2/p' "$RESULTS/idle_heap.txt" \
+sed -n 's/^\([a-z0-9-]*\) (\([0-9]*\)[^)]*).*/\1 \2/p' "$RESULTS/idle_heap.txt" \
     | awk '{ printf "%s%s: %s sessions", (NR > 1 ? ", " : "("), $1, $2 } END { print ")" }'
 echo
 r64=$(awk -v c="$(ns 'echo 64 core')" -v t="$(ns 'echo 64 tungstenite-4k')" 'BEGIN { printf "%.2f", t / c }')
