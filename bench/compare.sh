@@ -3,8 +3,10 @@
 #
 # - echo: a masked 64 B / 1024 B text frame in, the echo out, for the core
 #   (Region, default config, an echo script) and tungstenite with its default
-#   config and with 4 KiB read/write buffers; paths interleaved, ROUNDS
-#   rounds, medians (bench/rust/src/bin/micro.rs).
+#   config and with 4 KiB read/write buffers, sending a copy of the text as
+#   benches/echo.rs does (and, for reference, 4 KiB sending the received
+#   buffer back: -zerocopy); paths interleaved, ROUNDS rounds, medians
+#   (bench/rust/src/bin/micro.rs).
 # - handshake: one complete server handshake, core vs tungstenite::accept.
 # - idle heap: live heap bytes per idle session after the handshake, counted
 #   by a global allocator: the core with Config::default() and 10,000
@@ -56,7 +58,7 @@ echo "| size | path | ns per echo | echoes/s | core / this path (msgs/s) |"
 echo "|---|---|---|---|---|"
 for size in 64 1024; do
     core=$(ns "echo $size core")
-    for path in core tungstenite-default tungstenite-4k; do
+    for path in core tungstenite-default tungstenite-4k tungstenite-4k-zerocopy; do
         t=$(ns "echo $size $path")
         awk -v s="$size" -v p="$path" -v t="$t" -v c="$core" \
             'BEGIN { printf "| %s B | %s | %.1f | %.0f | %.2f |\n", s, p, t, 1e9 / t, t / c }'
@@ -75,7 +77,7 @@ echo
 echo "| path | after handshake (B) | after one 64 B echo (B) |"
 echo "|---|---|---|"
 grep '^result idle' "$RESULTS/idle_heap.txt" | awk '{ printf "| %s | %s | %s |\n", $3, $4, $5 }'
-sed -n 's/^\(core\|tungstenite\)[^ ]* (\([0-9]*\)[^)]*).*/\1 \2/p' "$RESULTS/idle_heap.txt" \
+sed -n 's/^\([a-z0-9-]*\) (\([0-9]*\)[^)]*).*/\1 \2/p' "$RESULTS/idle_heap.txt" \
     | awk '{ printf "%s%s: %s sessions", (NR > 1 ? ", " : "("), $1, $2 } END { print ")" }'
 echo
 r64=$(awk -v c="$(ns 'echo 64 core')" -v t="$(ns 'echo 64 tungstenite-4k')" 'BEGIN { printf "%.2f", t / c }')

@@ -3,6 +3,7 @@
 # keep-alive POST per message (bench/rust/src/bin/longpoll_server.rs, the
 # cheapest possible HTTP-in: 200 with Content-Type and Content-Length only),
 # against the WebSocket path (the tokio adapter's echo_server example), both
+# servers on a one-thread tokio runtime, both
 # driven by the same load generator: CONNS connections in a closed loop,
 # SIZE-byte messages, SECS seconds per run after 1 s of warm-up, the two
 # servers taking turns ROUNDS times.
@@ -57,7 +58,8 @@ start_server() {
             "$ROOT/target/release/examples/echo_server" --bind 127.0.0.1:0 --handshakes-per-second 1000000 \
                 < /dev/null > "$out" 2> "$WORK/$name.err" &
             ;;
-        longpoll) "$BIN/longpoll_server" --bind 127.0.0.1:0 > "$out" 2> "$WORK/$name.err" & ;;
+        # One thread, as the echo_server example runs, so the two differ in protocol only.
+        longpoll) "$BIN/longpoll_server" --bind 127.0.0.1:0 --current-thread > "$out" 2> "$WORK/$name.err" & ;;
     esac
     SERVER_PID=$!
     for _ in $(seq 100); do

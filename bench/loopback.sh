@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Three WebSocket echo servers over 127.0.0.1, one load generator:
 #
-#   lsl                the tokio adapter's echo_server example (object-scope URL)
-#   tokio-tungstenite  bench/rust/src/bin/tt_echo_server.rs (4 KiB read/write buffers)
+#   lsl                the tokio adapter's echo_server example (object-scope URL;
+#                      its default current-thread runtime)
+#   tokio-tungstenite  bench/rust/src/bin/tt_echo_server.rs (4 KiB read/write
+#                      buffers; multi-thread runtime, as #[tokio::main] gives)
 #   ws                 Node's ws (bench/node/ws_echo.js, versions from package-lock.json)
+# and, for a like-for-like view of the runtime flavour, lsl-2threads
+# (echo_server --worker-threads 2) and tokio-tungstenite-1thread
+# (tt_echo_server --current-thread) in the load phase.
 #
 # Load phase: CONNS connections in a closed loop (send SIZE bytes, await the
 # echo) for SECS seconds after 1 s of warm-up; the servers take turns, ROUNDS
@@ -65,18 +70,23 @@ start_server() {
     local name=$1 out=$WORK/$1.out
     : > "$out"
     case "$name" in
-        lsl)
-            "$ROOT/target/release/examples/echo_server" --bind 127.0.0.1:0 \
+        lsl | lsl-2threads)
+            local threads=()
+            [ "$name" = lsl-2threads ] && threads=(--worker-threads 2)
+            "$ROOT/target/release/examples/echo_server" --bind 127.0.0.1:0 "${threads[@]}" \
                 --sessions-per-url $((IDLE + 1000)) --handshakes-per-second 1000000 \
                 < /dev/null > "$out" 2> "$WORK/$name.err" &
             ;;
         tokio-tungstenite) "$BIN/tt_echo_server" --bind 127.0.0.1:0 > "$out" 2> "$WORK/$name.err" & ;;
+        tokio-tungstenite-1thread)
+            "$BIN/tt_echo_server" --bind 127.0.0.1:0 --current-thread > "$out" 2> "$WORK/$name.err" &
+            ;;
         ws) node "$ROOT/bench/node/ws_echo.js" 0 > "$out" 2> "$WORK/$name.err" & ;;
     esac
     SERVER_PID=$!
     for _ in $(seq 100); do
         case "$name" in
-            lsl) SERVER_URL=$(awk '$1 == "object-url" { print $2; exit }' "$out") ;;
+            lsl*) SERVER_URL=$(awk '$1 == "object-url" { print $2; exit }' "$out") ;;
             *) SERVER_URL=$(awk '$1 == "listening" { print "ws://" $2 "/"; exit }' "$out") ;;
         esac
         [ -n "$SERVER_URL" ] && return 0
@@ -95,7 +105,8 @@ stop_server() {
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-SERVERS="lsl tokio-tungstenite ws"
+SERVERS="lsl lsl-2threads tokio-tungstenite tokio-tungstenite-1thread ws"
+IDLE_SERVERS="lsl tokio-tungstenite ws"
 TSV=$RESULTS/loopback.tsv
 echo "# server round msgs_per_s p50_us p99_us server_cpu_us_per_msg server_cpu_pct client_cpu_pct errors" > "$TSV"
 for round in $(seq "$ROUNDS"); do
@@ -115,7 +126,7 @@ done
 
 IDLE_TSV=$RESULTS/loopback-idle.tsv
 echo "# server connections rss_before_kib rss_with_kib bytes_per_conn alive" > "$IDLE_TSV"
-for name in $SERVERS; do
+for name in $IDLE_SERVERS; do
     echo "loopback: idle: $IDLE connections to $name"
     start_server "$name"
     sleep 1
@@ -163,4 +174,7 @@ grep -v '^#' "$IDLE_TSV" | awk '{ printf "| %s | %s | %.1f | %.1f | %s |\n", $1,
 echo
 mean() { grep -v '^#' "$TSV" | awk -v n="$1" '$1 == n { r += $3; k++ } END { printf "%.1f", r / k }'; }
 lsl=$(mean lsl) ws=$(mean ws) tt=$(mean tokio-tungstenite)
+lsl2=$(mean lsl-2threads) tt1=$(mean tokio-tungstenite-1thread)
+awk -v a="$lsl" -v b="$tt1" -v c="$lsl2" -v d="$tt" \
+    'BEGIN { printf "same runtime flavour: lsl/tokio-tungstenite-1thread msgs-per-s=%.2f lsl-2threads/tokio-tungstenite msgs-per-s=%.2f\n", a / b, c / d }'
 awk -v a="$lsl" -v b="$ws" -v c="$tt" 'BEGIN { printf "ratio lsl/ws msgs-per-s=%.2f lsl/tokio-tungstenite msgs-per-s=%.2f\n", a / b, a / c }'

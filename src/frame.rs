@@ -110,6 +110,7 @@ impl Decoder {
         Ok(Some((decoded, consumed)))
     }
 
+    #[inline(always)]
     fn data(&mut self, payload: &[u8], mask: [u8; 4], is_final: bool) -> Result<Decoded, Violation> {
         if is_final && self.partial.is_none() {
             // The common case: one frame, one message, one allocation.

@@ -273,17 +273,18 @@ impl Region {
     pub fn poll_transmit(&mut self, conn: ConnectionId) -> Option<Bytes> {
         let c = self.conns.get_mut(&conn)?;
         c.tx_notified = false;
-        let bytes = c.out.pop_front();
-        match &bytes {
-            Some(b) => c.out_len -= b.len(),
-            None if matches!(c.phase, Phase::Closed) => {
-                self.conns.remove(&conn);
-            }
-            // Give back a queue that grew during a burst.
-            None if c.out.capacity() > 8 => c.out = VecDeque::new(),
-            None => {}
+        if let Some(bytes) = c.out.pop_front() {
+            // Returned at once, so the bytes move straight to the caller.
+            c.out_len -= bytes.len();
+            return Some(bytes);
         }
-        bytes
+        if matches!(c.phase, Phase::Closed) {
+            self.conns.remove(&conn);
+        } else if c.out.capacity() > 8 {
+            // Give back a queue that grew during a burst.
+            c.out = VecDeque::new();
+        }
+        None
     }
 
     /// When the embedder must next call [`handle_input`](Region::handle_input)
@@ -450,14 +451,20 @@ impl Region {
     /// script. To a region-endpoint client it goes as `msg,<domain>,<text>`
     /// on the domain the session key belongs to.
     pub fn websocket_send(&mut self, script: Key, session: Key, text: &str) -> Result<(), SendError> {
-        let (conn, domain) = self.own_session(script, session).ok_or(SendError::NoSession)?;
-        let max = match &domain {
-            Some(d) => self.listener(script, d).map_or(0, |id| self.urls[&id].max_message),
-            None => 0,
-        };
+        // As `own_session`, with one lookup of the connection: this is every message's path.
+        let conn = *self.sessions.get(&session).ok_or(SendError::NoSession)?;
         let limit = self.config.outgoing_buffer;
-        let Some(c) = self.conns.get_mut(&conn) else { return Err(SendError::NoSession) };
-        let max = if domain.is_some() { max } else { c.session().map_or(0, |s| s.max_message) };
+        let c = self.conns.get_mut(&conn).ok_or(SendError::NoSession)?;
+        let s = c.session().ok_or(SendError::NoSession)?;
+        let (max, domain) = match &s.route {
+            Route::Object { script: owner, .. } if *owner == script => (s.max_message, None),
+            Route::Object { .. } => return Err(SendError::NoSession),
+            Route::Region { contacts } => {
+                let contact = contacts.iter().find(|c| c.key == session).ok_or(SendError::NoSession)?;
+                let id = listener_of(&self.router, &self.urls, script, &contact.domain).ok_or(SendError::NoSession)?;
+                (self.urls[&id].max_message, Some(contact.domain.clone()))
+            }
+        };
         if text.len() > max {
             return Err(SendError::TooLarge);
         }
@@ -583,7 +590,11 @@ impl Region {
     pub fn poll_event(&mut self, script: Key) -> Option<Event> {
         let queue = self.scripts.get_mut(&script)?;
         queue.notified = false;
-        let event = queue.events.pop_front().map(|(_, e)| e);
+        if queue.paused.is_empty() {
+            // The usual case, kept apart so the event moves straight to the caller.
+            return queue.pop();
+        }
+        let event = queue.pop();
         self.make_room(script);
         event
     }
@@ -594,7 +605,7 @@ impl Region {
     fn make_room(&mut self, script: Key) {
         loop {
             let Some(queue) = self.scripts.get_mut(&script) else { return };
-            if queue.events.len() >= self.config.event_queue {
+            if queue.len() >= self.config.event_queue {
                 return;
             }
             let Some(conn) = queue.paused.pop_front() else { return };
@@ -608,7 +619,7 @@ impl Region {
 
     /// Events waiting in the script's queue.
     pub fn pending_events(&self, script: Key) -> usize {
-        self.scripts.get(&script).map_or(0, |q| q.events.len())
+        self.scripts.get(&script).map_or(0, |q| q.len())
     }
 
     // ---------------------------------------------------------------- lifecycle
@@ -619,7 +630,7 @@ impl Region {
         self.now = self.now.max(now);
         self.revoke_where(Cause::ScriptReset, |u| u.script == script);
         if let Some(queue) = self.scripts.get_mut(&script) {
-            queue.events.clear();
+            queue.clear();
             // An emptied queue announces its next event afresh.
             queue.notified = false;
         }
@@ -698,8 +709,8 @@ impl Region {
             return;
         };
         if let Some(queue) = self.scripts.get_mut(&record.script) {
-            queue.events.retain(|(url, _)| *url != Some(id));
-            queue.notified &= !queue.events.is_empty();
+            queue.purge(id);
+            queue.notified &= !queue.is_empty();
         }
         if let Some(domain) = &record.domain {
             self.unlisten(id, domain);
@@ -792,12 +803,16 @@ impl Region {
 
     /// The script's listening grant on `domain`, if it has one.
     fn listener(&self, script: Key, domain: &str) -> Option<UrlId> {
-        self.router.get(domain)?.listeners.iter().copied().find(|id| self.urls[id].script == script)
+        listener_of(&self.router, &self.urls, script, domain)
     }
 
     fn push_event(&mut self, script: Key, url: Option<UrlId>, event: Event) {
-        let queue = self.scripts.entry(script).or_default();
-        queue.events.push_back((url, event));
+        // `entry` reserves room on every call; the queue almost always exists.
+        let queue = match self.scripts.get_mut(&script) {
+            Some(queue) => queue,
+            None => self.scripts.entry(script).or_default(),
+        };
+        queue.push(url, event);
         if !queue.notified {
             queue.notified = true;
             self.outputs.push_back(Output::Events(script));
@@ -867,7 +882,8 @@ impl Region {
             Phase::Open(s) => {
                 s.last_rx = now;
                 s.ping_sent = None;
-                self.pump(conn, data);
+                let held = std::mem::take(&mut c.inbuf);
+                self.pump_held(conn, held, data, Pump::Read);
             }
             Phase::Closing { .. } => self.pump_closing(conn, data),
             // A request body or pipelined request waits for `respond`, which closes.
@@ -1001,7 +1017,12 @@ impl Region {
     /// `pump` in the given mode; returns whether it stopped on a full queue.
     fn pump_with(&mut self, conn: ConnectionId, data: &[u8], mode: Pump) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else { return false };
-        let mut held = std::mem::take(&mut c.inbuf);
+        let held = std::mem::take(&mut c.inbuf);
+        self.pump_held(conn, held, data, mode)
+    }
+
+    /// `pump_with` for a caller that already took the connection's held bytes.
+    fn pump_held(&mut self, conn: ConnectionId, mut held: Vec<u8>, data: &[u8], mode: Pump) -> bool {
         let input: &[u8] = if held.is_empty() {
             data
         } else {
@@ -1013,11 +1034,15 @@ impl Region {
         let mut held_back = false;
         while open && pos < input.len() {
             let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.session_mut()) else { break };
+            let object = match s.route {
+                Route::Object { key, url, script } => Some((key, url, script)),
+                Route::Region { .. } => None,
+            };
             // Object scope pushes back on the client; region scope answers `busy` per message instead.
-            if let Route::Object { script, .. } = s.route
+            if let Some((_, _, script)) = object
                 && mode != Pump::Drain
                 && ((s.paused && mode == Pump::Read)
-                    || self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue))
+                    || self.scripts.get(&script).is_some_and(|q| q.len() >= self.config.event_queue))
             {
                 self.pause(conn, script);
                 held_back = true;
@@ -1027,7 +1052,7 @@ impl Region {
                 Ok(None) => break,
                 Ok(Some((decoded, used))) => {
                     pos += used;
-                    open = self.deliver(conn, decoded);
+                    open = self.deliver(conn, object, decoded);
                 }
                 Err(Violation { code, reason }) => {
                     self.fail(conn, code, reason);
@@ -1035,24 +1060,29 @@ impl Region {
                 }
             }
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.inbuf = if open && pos < input.len() { input[pos..].to_vec() } else { Vec::new() };
+        // Nothing else puts bytes in `inbuf` meanwhile, so it is still the empty
+        // buffer `take` left unless a partial frame must be kept.
+        if open
+            && pos < input.len()
+            && let Some(c) = self.conns.get_mut(&conn)
+        {
+            c.inbuf = input[pos..].to_vec();
         }
         held_back
     }
 
-    /// Acts on one decoded frame; returns whether the session is still open.
-    fn deliver(&mut self, conn: ConnectionId, decoded: Decoded) -> bool {
+    /// Acts on one decoded frame of an open session whose route, for object
+    /// scope, is `object` (session key, URL, script); returns whether the session is still open.
+    fn deliver(&mut self, conn: ConnectionId, object: Option<(Key, UrlId, Key)>, decoded: Decoded) -> bool {
         match decoded {
             Decoded::Text(text) => {
-                let Some(s) = self.conns.get(&conn).and_then(|c| c.session()) else { return false };
-                match s.route {
-                    Route::Object { key, url, script } => {
+                match object {
+                    Some((key, url, script)) => {
                         let event =
                             Event { id: key, kind: EventKind::Text, domain: Text::default(), data: text.into() };
                         self.push_event(script, Some(url), event);
                     }
-                    Route::Region { .. } => self.route_envelope(conn, &text),
+                    None => self.route_envelope(conn, &text),
                 }
                 true
             }
@@ -1140,7 +1170,7 @@ impl Region {
             let (script, max) = (self.urls[&id].script, self.urls[&id].max_message);
             if payload.len() > max {
                 too_large = true;
-            } else if self.scripts.get(&script).is_some_and(|q| q.events.len() >= self.config.event_queue) {
+            } else if self.scripts.get(&script).is_some_and(|q| q.len() >= self.config.event_queue) {
                 busy = true;
             } else {
                 let event =
@@ -1351,4 +1381,9 @@ impl Region {
         }
         self.outputs.push_back(Output::Close(conn));
     }
+}
+
+/// The script's listening grant on `domain`, if it has one (see `Region::listener`).
+fn listener_of(router: &Router, urls: &BTreeMap<UrlId, UrlRecord>, script: Key, domain: &str) -> Option<UrlId> {
+    router.get(domain)?.listeners.iter().copied().find(|id| urls[id].script == script)
 }

@@ -254,9 +254,54 @@ pub(crate) type UrlId = u64;
 /// One script's event queue, in delivery order.
 #[derive(Debug, Default)]
 pub(crate) struct ScriptQueue {
-    pub(crate) events: VecDeque<(Option<UrlId>, Event)>,
+    /// The events, and beside each in `urls` the URL it belongs to, so
+    /// revocation can purge it. Two queues rather than one of pairs: an event
+    /// handed out then moves once, straight out of its queue (splitting a
+    /// pair cost a stalled copy per message).
+    events: VecDeque<Event>,
+    urls: VecDeque<Option<UrlId>>,
     /// Whether an `Output::Events` for this script is outstanding.
     pub(crate) notified: bool,
     /// Object-scope sessions waiting for room in this queue, first paused first resumed.
     pub(crate) paused: VecDeque<crate::ConnectionId>,
+}
+
+impl ScriptQueue {
+    /// Events waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    pub(crate) fn push(&mut self, url: Option<UrlId>, event: Event) {
+        self.events.push_back(event);
+        self.urls.push_back(url);
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Event> {
+        self.urls.pop_front();
+        self.events.pop_front()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.events.clear();
+        self.urls.clear();
+    }
+
+    /// Drops the events that belong to URL `id`.
+    pub(crate) fn purge(&mut self, id: UrlId) {
+        if !self.urls.contains(&Some(id)) {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        let urls = std::mem::take(&mut self.urls);
+        for (event, url) in events.into_iter().zip(urls) {
+            if url != Some(id) {
+                self.push(url, event);
+            }
+        }
+    }
 }

@@ -36,18 +36,21 @@
 //!
 //! # How it moves bytes
 //!
-//! - **Reading.** Each connection task reads up to 16 KiB at a time (an
-//!   idle connection holds no buffer) and
-//!   hands the chunk to the region task over one bounded channel, waiting
+//! - **Reading.** Each connection task reads up to 16 KiB at a time into its
+//!   thread's scratch buffer (an idle connection holds no buffer) and
+//!   hands a copy of what came to the region task over one bounded channel, waiting
 //!   when it is full. On [`Output::PauseReading`](crate::Output::PauseReading)
 //!   the task stops reading; unread bytes stay in the kernel, the TCP window
 //!   closes and the client is slowed, which is the back-pressure SPEC §5 asks
 //!   for. At most one chunk read before the pause landed is held in the core.
-//! - **Writing.** A connection's writer holds at most one batch (up to
-//!   64 KiB) taken with [`Region::poll_transmit`]; the next batch is taken
-//!   only when that write completed. Everything else stays in the core,
-//!   where it counts against the outgoing buffer, so `WS_ERR_BUSY` means the
-//!   client really is behind.
+//! - **Writing.** The region task takes a batch (up to 64 KiB) with
+//!   [`Region::poll_transmit`] and writes it to the socket itself, without
+//!   waiting; what the socket does not take at once goes to the connection
+//!   task, which finishes it, and the next batch is taken only when that
+//!   write completed. So an echo costs no hop to the connection task, and a
+//!   connection holds at most one batch outside the core. Everything else
+//!   stays in the core, where it counts against the outgoing buffer, so
+//!   `WS_ERR_BUSY` means the client really is behind.
 //! - **Time.** The region task sleeps until [`Region::poll_timeout`] and
 //!   then feeds [`Input::Timeout`].
 //! - **Closing.** After [`Output::Close`](crate::Output::Close) the last bytes are
@@ -61,12 +64,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Command, Error, Handler, LINGER, OsEntropy, SHUTDOWN_GRACE, Stopped, Transport, drain, take_batch};
@@ -76,6 +80,11 @@ use crate::session::ConnectionId;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+thread_local! {
+    /// Where connection tasks on this thread read into (one read at a time per thread).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(READ_CHUNK));
+}
+
 /// Reports from connection tasks waiting for the region task; beyond this, readers wait.
 const REPORT_QUEUE: usize = 1024;
 /// How long the last write of a closing connection may take.
@@ -94,13 +103,38 @@ enum Report {
     Written(ConnectionId),
 }
 
-/// What the region task tells a connection task.
-enum ConnCmd {
-    Write(Bytes),
-    Pause,
-    Resume,
+/// What the region task and one connection task share: the socket, and the
+/// region task's commands in a slot rather than a channel (a tokio channel
+/// costs over a kilobyte per idle connection; the slot needs a few bytes).
+struct Link {
+    stream: TcpStream,
+    cmds: std::sync::Mutex<Cmds>,
+    /// Wakes the connection task after `cmds` changed.
+    wake: Notify,
+}
+
+/// The region task's commands to a connection task.
+#[derive(Default)]
+struct Cmds {
+    /// A batch the socket did not take at once; at most one at a time.
+    write: Option<Bytes>,
+    paused: bool,
     /// Everything is written: shut down and linger.
-    Close,
+    close: bool,
+}
+
+impl Link {
+    fn new(stream: TcpStream) -> Link {
+        Link { stream, cmds: std::sync::Mutex::default(), wake: Notify::new() }
+    }
+
+    /// Changes the commands and wakes the connection task (a wake-up before it
+    /// waits is kept, so none is lost).
+    fn command(&self, f: impl FnOnce(&mut Cmds)) {
+        // The lock guards plain data, so a poisoned one is still usable.
+        f(&mut self.cmds.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.wake.notify_one();
+    }
 }
 
 /// A WebSocket server on tokio: a listener, a [`Region`] and the embedder's [`Handler`].
@@ -212,9 +246,9 @@ impl<H: Handler> Server<H> {
                         let conn = ConnectionId(next_id);
                         next_id += 1;
                         let _ = stream.set_nodelay(true);
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        let task = tokio::spawn(connection(conn, stream, rx, report_tx.clone()));
-                        conns.map.insert(conn, ConnState { tx, task, writing: false, closing: None });
+                        let link = Arc::new(Link::new(stream));
+                        let task = tokio::spawn(connection(conn, link.clone(), report_tx.clone()));
+                        conns.map.insert(conn, ConnState { link, task, writing: false, closing: None });
                         // Ids are fresh, so the core cannot refuse them.
                         let _ = region.handle_input(Instant::now(), Input::Accepted { conn, remote: remote.ip() });
                     }
@@ -316,7 +350,8 @@ impl<H: 'static> Handle<H> {
 }
 
 struct ConnState {
-    tx: mpsc::UnboundedSender<ConnCmd>,
+    /// Shared with the connection task: the region task writes what the socket takes at once.
+    link: Arc<Link>,
     task: JoinHandle<()>,
     /// The connection task holds a batch it has not finished writing.
     writing: bool,
@@ -377,17 +412,27 @@ impl Transport for Conns {
         if state.writing {
             return; // taken when the current write completes
         }
-        match take_batch(region, conn) {
-            Some(batch) => {
-                state.writing = true;
-                let _ = state.tx.send(ConnCmd::Write(batch));
+        loop {
+            match take_batch(region, conn) {
+                Some(batch) => {
+                    // Whatever the socket takes now needs no hop to the connection task.
+                    let rest = match state.link.stream.try_write(&batch) {
+                        Ok(n) if n == batch.len() => continue,
+                        Ok(n) => batch.slice(n..),
+                        // Would block, or failed: the connection task finishes or reports it.
+                        Err(_) => batch,
+                    };
+                    state.writing = true;
+                    state.link.command(|c| c.write = Some(rest));
+                }
+                None if let Some(deadline) = state.closing => {
+                    self.deadlines.remove(&(deadline, conn));
+                    state.link.command(|c| c.close = true);
+                    self.map.remove(&conn);
+                }
+                None => {}
             }
-            None if let Some(deadline) = state.closing => {
-                self.deadlines.remove(&(deadline, conn));
-                let _ = state.tx.send(ConnCmd::Close);
-                self.map.remove(&conn);
-            }
-            None => {}
+            return;
         }
     }
 
@@ -407,43 +452,49 @@ impl Transport for Conns {
 
     fn set_paused(&mut self, conn: ConnectionId, paused: bool) {
         if let Some(state) = self.map.get(&conn) {
-            let _ = state.tx.send(if paused { ConnCmd::Pause } else { ConnCmd::Resume });
+            state.link.command(|c| c.paused = paused);
         }
     }
 }
 
 /// One connection: reads unless paused, writes what the region task sends.
-async fn connection(
-    conn: ConnectionId,
-    mut stream: TcpStream,
-    mut cmds: mpsc::UnboundedReceiver<ConnCmd>,
-    reports: mpsc::Sender<Report>,
-) {
-    let mut paused = false;
+async fn connection(conn: ConnectionId, link: Arc<Link>, reports: mpsc::Sender<Report>) {
+    let stream = &link.stream;
     loop {
+        let (write, paused, close) = {
+            let mut cmds = link.cmds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (cmds.write.take(), cmds.paused, cmds.close)
+        };
+        // A batch is written before a close that came after it.
+        if let Some(bytes) = write {
+            let report = match write_all(stream, &bytes).await {
+                Ok(()) => Report::Written(conn),
+                Err(_) => Report::Gone(conn),
+            };
+            let gone = matches!(report, Report::Gone(_));
+            if reports.send(report).await.is_err() || gone {
+                return;
+            }
+            continue;
+        }
+        if close {
+            break;
+        }
         tokio::select! {
-            cmd = cmds.recv() => match cmd {
-                Some(ConnCmd::Write(bytes)) => {
-                    let report = match stream.write_all(&bytes).await {
-                        Ok(()) => Report::Written(conn),
-                        Err(_) => Report::Gone(conn),
-                    };
-                    let gone = matches!(report, Report::Gone(_));
-                    if reports.send(report).await.is_err() || gone {
-                        return;
-                    }
-                }
-                Some(ConnCmd::Pause) => paused = true,
-                Some(ConnCmd::Resume) => paused = false,
-                Some(ConnCmd::Close) | None => break,
-            },
+            () = link.wake.notified() => {}
             ready = stream.readable(), if !paused => {
-                // The buffer is allocated only once bytes are waiting, so an
-                // idle connection holds none, and it is handed over as it is.
-                let mut buf = Vec::with_capacity(READ_CHUNK);
-                let report = match ready.and_then(|()| stream.try_read_buf(&mut buf)) {
-                    Ok(0) => Report::Gone(conn),
-                    Ok(_) => Report::Data(conn, buf),
+                // Read into the thread's scratch buffer and hand over a copy of
+                // exactly what came: an idle connection holds no buffer, and a
+                // small message costs a small allocation, not a 16 KiB one.
+                let read = ready.and_then(|()| {
+                    SCRATCH.with_borrow_mut(|scratch| {
+                        scratch.clear();
+                        read_chunk(stream, scratch).map(|n| scratch[..n].to_vec())
+                    })
+                });
+                let report = match read {
+                    Ok(data) if data.is_empty() => Report::Gone(conn),
+                    Ok(data) => Report::Data(conn, data),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(_) => Report::Gone(conn),
                 };
@@ -454,10 +505,45 @@ async fn connection(
             },
         }
     }
+    // The region task let go of its share when it sent `Close`.
+    let Ok(Link { mut stream, .. }) = Arc::try_unwrap(link) else { return };
     // Shut down our side, then drain the peer's until it closes: closing a
     // socket with unread input sends a reset, which can destroy our close frame.
     if stream.shutdown().await.is_ok() {
         let mut buf = vec![0u8; 4096];
         let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = stream.read(&mut buf).await {} }).await;
     }
+}
+
+/// Reads what the socket holds into `buf`'s spare room, without waiting.
+///
+/// As tokio's own `AsyncRead` does on epoll and kqueue: a read that leaves
+/// room in the buffer shows the socket drained, so its readiness is cleared
+/// now rather than by one more read that would only find nothing (which
+/// cost a `recvfrom` per message). Readiness that arrived meanwhile, and a
+/// peer's close, are kept by tokio, so no wake-up is lost.
+fn read_chunk(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = None;
+    let outcome = stream.try_io(Interest::READABLE, || {
+        let n = stream.try_read_buf(buf)?;
+        read = Some(n);
+        if n > 0 && buf.len() < buf.capacity() { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+    });
+    match read {
+        Some(n) => Ok(n),
+        None => outcome.map(|()| 0),
+    }
+}
+
+/// Writes all of `bytes` to a socket shared with the region task.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

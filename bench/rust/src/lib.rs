@@ -141,19 +141,21 @@ impl Write for Pipe {
 /// The bare tungstenite engine as an echo server over a [`Pipe`].
 pub struct TungsteniteEcho {
     pub ws: tungstenite::WebSocket<Pipe>,
+    /// Send back the received buffer itself instead of a copy of its text.
+    zero_copy: bool,
 }
 
 impl TungsteniteEcho {
-    pub fn new(config: tungstenite::protocol::WebSocketConfig) -> TungsteniteEcho {
-        let ws = tungstenite::WebSocket::from_raw_socket(
-            Pipe::default(),
-            tungstenite::protocol::Role::Server,
-            Some(config),
-        );
-        TungsteniteEcho { ws }
+    /// With `zero_copy` false the echo sends a copy of the text (as
+    /// `benches/echo.rs` does, and as a script holding a string must);
+    /// with true it sends the received message back as it is.
+    pub fn new(config: tungstenite::protocol::WebSocketConfig, zero_copy: bool) -> TungsteniteEcho {
+        let ws =
+            tungstenite::WebSocket::from_raw_socket(Pipe::default(), tungstenite::protocol::Role::Server, Some(config));
+        TungsteniteEcho { ws, zero_copy }
     }
 
-    /// One frame in, its echo out (as an echo server written with tungstenite does it).
+    /// One frame in, its echo out.
     #[inline]
     pub fn echo(&mut self, frame: &[u8]) -> usize {
         let pipe = self.ws.get_mut();
@@ -162,7 +164,10 @@ impl TungsteniteEcho {
         pipe.pos = 0;
         let before = pipe.written;
         match self.ws.read() {
-            Ok(tungstenite::Message::Text(text)) => self.ws.send(tungstenite::Message::Text(text)).unwrap(),
+            Ok(tungstenite::Message::Text(text)) => {
+                let text = if self.zero_copy { text } else { tungstenite::Utf8Bytes::from(text.as_str()) };
+                self.ws.send(tungstenite::Message::Text(text)).unwrap()
+            }
             other => panic!("unexpected {other:?}"),
         }
         self.ws.get_ref().written - before

@@ -72,8 +72,9 @@ fn core(n: usize) -> (f64, f64) {
     let mut region = Region::new(config, Box::new(SeededEntropy::new(7)), t0);
     let urls = n.div_ceil(per_url);
     let scripts: Vec<_> = (0..urls.div_ceil(per_script)).map(|i| script(i as u8)).collect();
-    let paths: Vec<(String, lsl_websocket::Key)> =
-        (0..urls).map(|u| (request_url(&mut region, scripts[u / per_script]), scripts[u / per_script].script)).collect();
+    let paths: Vec<(String, lsl_websocket::Key)> = (0..urls)
+        .map(|u| (request_url(&mut region, scripts[u / per_script]), scripts[u / per_script].script))
+        .collect();
     let heads: Vec<String> = paths.iter().map(|(p, _)| head(p)).collect();
     let before = live();
     let mut now = t0;
@@ -143,11 +144,7 @@ fn main() {
     }
     let rows = [
         (format!("core ({n} sessions)"), "core", core(n)),
-        (
-            format!("tungstenite-default ({m})"),
-            "tungstenite-default",
-            tungstenite(m, WebSocketConfig::default()),
-        ),
+        (format!("tungstenite-default ({m})"), "tungstenite-default", tungstenite(m, WebSocketConfig::default())),
         (
             format!("tungstenite-4k ({m})"),
             "tungstenite-4k",

@@ -116,7 +116,9 @@ fn parse_args() -> Args {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen ws|http|idle --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]");
+    eprintln!(
+        "usage: loadgen ws|http|idle --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
+    );
     std::process::exit(2)
 }
 
@@ -326,9 +328,8 @@ async fn load(args: Args) {
         end: t0 + Duration::from_secs_f64(args.warmup + args.secs),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..args.conns)
-        .map(|i| tokio::spawn(closed_loop(args.clone(), i, window.clone(), stop.clone())))
-        .collect();
+    let tasks: Vec<_> =
+        (0..args.conns).map(|i| tokio::spawn(closed_loop(args.clone(), i, window.clone(), stop.clone()))).collect();
     let cpu = |pid: Option<u32>| pid.map(|p| cpu_ticks(&format!("/proc/{p}/stat"))).unwrap_or(0);
     tokio::time::sleep_until(window.start.into()).await;
     let (server0, client0) = (cpu(args.pid), cpu_ticks("/proc/self/stat"));

@@ -2,14 +2,15 @@
 //! comparison (how LSL scripters exchange messages over HTTP-in today).
 //!
 //! ```text
-//! longpoll_server [--bind 127.0.0.1:0]
+//! longpoll_server [--bind 127.0.0.1:0] [--current-thread]
 //! ```
 //!
 //! Prints `listening <addr>` once bound. Every request's body is the
 //! response body: `200 OK` with `Content-Type` and `Content-Length` only (a
 //! real grid's HTTP-in adds more headers, so this is the cheapest possible
 //! long-poll). Hand-rolled on tokio with a 4 KiB read buffer; no chunked
-//! bodies, which the load generator does not send.
+//! bodies, which the load generator does not send. A multi-thread runtime,
+//! or with `--current-thread` one thread (as the `echo_server` example runs).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,16 +18,26 @@ use tokio::net::{TcpListener, TcpStream};
 /// Largest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let mut bind = "127.0.0.1:0".to_string();
+    let mut current_thread = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bind" => bind = args.next().expect("--bind ADDR"),
+            "--current-thread" => current_thread = true,
             other => panic!("unknown argument {other}"),
         }
     }
+    let runtime = if current_thread {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+    };
+    runtime.block_on(serve_on(bind))
+}
+
+async fn serve_on(bind: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(&bind).await?;
     println!("listening {}", listener.local_addr()?);
     loop {

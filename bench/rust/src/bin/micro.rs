@@ -8,7 +8,10 @@
 //! For each message size (64 B, 1024 B) and each path — the core
 //! (`Region`, default config, an echo script that answers every `WS_TEXT`
 //! with `llWebsocketSend`), tungstenite with its default config, tungstenite
-//! with 4 KiB read/write buffers — one round times a batch of echoes per
+//! with 4 KiB read/write buffers (these two send a copy of the text, as
+//! `benches/echo.rs` does and as a script holding a string must), and
+//! tungstenite 4 KiB sending the received buffer back as it is
+//! (`-zerocopy`) — one round times a batch of echoes per
 //! path; paths take turns in a rotating order, `R` rounds, and the median
 //! per path is printed. Also the cost of one server handshake: the core's
 //! (accept, head, 101, `WS_OPEN`, close) and tungstenite's `accept`.
@@ -21,11 +24,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use lsl_websocket::{Config, ConnectionId, Input, Region, SeededEntropy};
-use lsl_websocket_bench::{CoreEcho, Pipe, TungsteniteEcho, head, masked_text, median, request_url, run_outputs, script};
+use lsl_websocket_bench::{
+    CoreEcho, Pipe, TungsteniteEcho, head, masked_text, median, request_url, run_outputs, script,
+};
 use tungstenite::protocol::WebSocketConfig;
 
 const SIZES: [usize; 2] = [64, 1024];
-const PATHS: [&str; 3] = ["core", "tungstenite-default", "tungstenite-4k"];
+const PATHS: [&str; 4] = ["core", "tungstenite-default", "tungstenite-4k", "tungstenite-4k-zerocopy"];
 
 struct Args {
     rounds: usize,
@@ -79,12 +84,15 @@ fn calibrate(target: Duration, mut f: impl FnMut()) -> u64 {
 
 fn tungstenite_config(path: &str) -> WebSocketConfig {
     match path {
-        "tungstenite-4k" => WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096),
+        "tungstenite-4k" | "tungstenite-4k-zerocopy" => {
+            WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096)
+        }
         _ => WebSocketConfig::default(),
     }
 }
 
-/// One echo path for one size.
+/// One echo path for one size (both live for the whole run, side by side).
+#[allow(clippy::large_enum_variant)]
 enum Echo {
     Core(CoreEcho),
     Tungstenite(TungsteniteEcho),
@@ -94,7 +102,7 @@ impl Echo {
     fn new(path: &str) -> Echo {
         match path {
             "core" => Echo::Core(CoreEcho::new(Config::default())),
-            _ => Echo::Tungstenite(TungsteniteEcho::new(tungstenite_config(path))),
+            _ => Echo::Tungstenite(TungsteniteEcho::new(tungstenite_config(path), path.ends_with("zerocopy"))),
         }
     }
 
@@ -190,10 +198,8 @@ fn main() {
 
     let mut core = CoreHandshake::new();
     let t_head = head("/lslws/00000000-0000-4000-8000-000000000000/");
-    let hs_batches = [
-        calibrate(args.target, || core.once()),
-        calibrate(args.target, || tungstenite_handshake(t_head.as_bytes())),
-    ];
+    let hs_batches =
+        [calibrate(args.target, || core.once()), calibrate(args.target, || tungstenite_handshake(t_head.as_bytes()))];
     let mut hs = [Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         for k in 0..2 {

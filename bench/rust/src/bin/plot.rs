@@ -11,6 +11,7 @@
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Where a sans-serif TrueType font may be (Debian's fonts-dejavu-core first).
 const FONTS: [&str; 5] = [
@@ -60,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let rounds = rows.iter().map(|r| r.round).max().unwrap_or(1).max(1);
 
-    let root = BitMapBackend::new(&args[2], (1100, 500)).into_drawing_area();
+    let root = BitMapBackend::new(&args[2], (1400, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(40);
     top.titled(&title, ("sans-serif", 24))?;
@@ -76,28 +77,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 20))
             .margin(15)
-            .x_label_area_size(40)
+            .x_label_area_size(45)
             .y_label_area_size(90)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max.max(1.0))?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 0.01 && i >= 0.0 { servers.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
-            })
+            .x_labels(0)
             .y_label_formatter(&|y| format!("{y:.0}"))
             .y_desc(y_desc)
             .label_style(("sans-serif", 15))
             .draw()?;
+        // Server names under their bars, long ones on two lines (split at the last '-').
+        let style = TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, name) in servers.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64, 0.0));
+            let lines: Vec<&str> = match name.rsplit_once('-') {
+                Some((a, b)) if name.len() > 10 => vec![a, b],
+                _ => vec![name.as_str()],
+            };
+            for (k, line) in lines.iter().enumerate() {
+                root.draw(&Text::new(line.to_string(), (px, py + 8 + 17 * k as i32), style.clone()))?;
+            }
+        }
         let width = 0.7 / rounds as f64;
         for r in &rows {
             let i = servers.iter().position(|s| *s == r.server).unwrap_or(0) as f64;
             let x0 = i - 0.35 + width * (r.round - 1) as f64;
             let v = value(r);
             let color = colors[(r.round as usize - 1) % colors.len()];
-            chart.draw_series(std::iter::once(Rectangle::new([(x0 + 0.02, 0.0), (x0 + width - 0.02, v)], color.filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x0 + 0.02, 0.0), (x0 + width - 0.02, v)],
+                color.filled(),
+            )))?;
             chart.draw_series(std::iter::once(Text::new(
                 if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") },
                 (x0 + 0.04, v + max * 0.02),

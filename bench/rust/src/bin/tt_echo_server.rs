@@ -1,28 +1,38 @@
 //! A tokio-tungstenite echo server with 4 KiB read and write buffers.
 //!
 //! ```text
-//! tt_echo_server [--bind 127.0.0.1:0]
+//! tt_echo_server [--bind 127.0.0.1:0] [--current-thread]
 //! ```
 //!
 //! Prints `listening <addr>` once bound. Every text or binary message is sent
 //! back on its connection; pings are answered by tungstenite. Any path is
-//! accepted. Runs on tokio's multi-thread runtime (one worker per core), as
-//! the tokio adapter's `echo_server` example does.
+//! accepted. Runs on tokio's multi-thread runtime (one worker per core, what
+//! `#[tokio::main]` gives), or with `--current-thread` on one thread.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let mut bind = "127.0.0.1:0".to_string();
+    let mut current_thread = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bind" => bind = args.next().expect("--bind ADDR"),
+            "--current-thread" => current_thread = true,
             other => panic!("unknown argument {other}"),
         }
     }
+    let runtime = if current_thread {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+    };
+    runtime.block_on(serve(bind))
+}
+
+async fn serve(bind: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(&bind).await?;
     println!("listening {}", listener.local_addr()?);
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096);
