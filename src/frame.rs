@@ -154,14 +154,22 @@ fn unmasked(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     out
 }
 
-/// XORs `buf` with the 4-byte mask, eight bytes at a time.
+/// The 4-byte mask repeated over 16 bytes.
+fn wide_mask(mask: [u8; 4]) -> u128 {
+    u128::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+        mask[0], mask[1], mask[2], mask[3],
+    ])
+}
+
+/// XORs `buf` with the 4-byte mask, sixteen bytes at a time.
 fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
-    let wide = u64::from_ne_bytes([mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]]);
-    let mut chunks = buf.chunks_exact_mut(8);
+    let wide = wide_mask(mask);
+    let mut chunks = buf.chunks_exact_mut(16);
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
+        let mut word = [0u8; 16];
         word.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+        chunk.copy_from_slice(&(u128::from_ne_bytes(word) ^ wide).to_ne_bytes());
     }
     for (byte, m) in chunks.into_remainder().iter_mut().zip(mask.iter().cycle()) {
         *byte ^= m;
