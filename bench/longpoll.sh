@@ -8,6 +8,10 @@
 # SIZE-byte messages, SECS seconds per run after 1 s of warm-up, the two
 # servers taking turns ROUNDS times.
 #
+# Two long-poll clients: the minimal request (Host, Content-Type,
+# Content-Length: the cheapest case for HTTP, used for the ratio line) and
+# longpoll-browser, with the headers Chromium's fetch() sends.
+#
 # Bytes on the wire per message each way are counted by the load generator:
 # what it writes (client → server) and what it reads (exactly what the
 # server wrote), TCP/IP headers not included (both paths send one segment
@@ -59,14 +63,14 @@ start_server() {
                 < /dev/null > "$out" 2> "$WORK/$name.err" &
             ;;
         # One thread, as the echo_server example runs, so the two differ in protocol only.
-        longpoll) "$BIN/longpoll_server" --bind 127.0.0.1:0 --current-thread > "$out" 2> "$WORK/$name.err" & ;;
+        longpoll*) "$BIN/longpoll_server" --bind 127.0.0.1:0 --current-thread > "$out" 2> "$WORK/$name.err" & ;;
     esac
     SERVER_PID=$!
     for _ in $(seq 100); do
         case "$name" in
             websocket) SERVER_URL=$(awk '$1 == "object-url" { print $2; exit }' "$out") ;;
             # The path an HTTP-in URL has: a capability.
-            longpoll) SERVER_URL=$(awk '$1 == "listening" { print "http://" $2 "/cap/0f6c1b8e-4a4e-4f8a-9c55-6a9b3d7e2f10/"; exit }' "$out") ;;
+            longpoll*) SERVER_URL=$(awk '$1 == "listening" { print "http://" $2 "/cap/0f6c1b8e-4a4e-4f8a-9c55-6a9b3d7e2f10/"; exit }' "$out") ;;
         esac
         [ -n "$SERVER_URL" ] && return 0
         sleep 0.1
@@ -85,13 +89,14 @@ stop_server() {
 TSV=$RESULTS/longpoll.tsv
 echo "# path round round_trips_per_s p50_us p99_us client_bytes server_bytes setup_client setup_server cpu_us_per_msg" > "$TSV"
 for round in $(seq "$ROUNDS"); do
-    for name in longpoll websocket; do
+    for name in longpoll longpoll-browser websocket; do
         echo "longpoll: round $round/$ROUNDS: $name, $CONNS connections, ${SECS} s"
         start_server "$name"
         sleep 0.3
-        mode=ws
-        [ "$name" = longpoll ] && mode=http
-        timeout $((SECS + 40)) "$BIN/loadgen" "$mode" --url "$SERVER_URL" --conns "$CONNS" --secs "$SECS" \
+        mode=(ws)
+        [ "$name" = longpoll ] && mode=(http)
+        [ "$name" = longpoll-browser ] && mode=(http --browser-headers)
+        timeout $((SECS + 40)) "$BIN/loadgen" "${mode[@]}" --url "$SERVER_URL" --conns "$CONNS" --secs "$SECS" \
             --size "$SIZE" --threads "$THREADS" --pid "$SERVER_PID" --clk-tck "$CLK_TCK" > "$WORK/load.out"
         stop_server
         get() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" "$WORK/load.out" | head -1; }
@@ -115,5 +120,9 @@ mean() { grep -v '^#' "$TSV" | awk -v n="$1" -v f="$2" '$1 == n { s += $f; k++ }
 ws_rate=$(mean websocket 3) lp_rate=$(mean longpoll 3)
 ws_bytes=$(grep '^websocket' "$TSV" | head -1 | awk '{ print $6 + $7 }')
 lp_bytes=$(grep '^longpoll' "$TSV" | head -1 | awk '{ print $6 + $7 }')
+br_rate=$(mean longpoll-browser 3)
+br_bytes=$(grep '^longpoll-browser' "$TSV" | head -1 | awk '{ print $6 + $7 }')
+awk -v a="$ws_rate" -v b="$br_rate" -v c="$ws_bytes" -v d="$br_bytes" \
+    'BEGIN { printf "with browser request headers: websocket/longpoll-browser round-trips-per-s=%.2f bytes-per-message=%.2f\n", a / b, c / d }'
 awk -v a="$ws_rate" -v b="$lp_rate" -v c="$ws_bytes" -v d="$lp_bytes" \
     'BEGIN { printf "ratio websocket/longpoll round-trips-per-s=%.2f bytes-per-message=%.2f\n", a / b, c / d }'

@@ -1,11 +1,11 @@
 //! WebSocket frames after the handshake (SPEC §5, second table).
 //!
-//! Headers are parsed and written with tungstenite's frame types; this module
+//! Headers are read into and written from tungstenite's frame types (by hand
+//! from the byte slice, with the same answers as tungstenite's own parser and
+//! writer, which tests check); this module
 //! adds what a server for this API needs on top: the message cap checked from
 //! the header before any payload is buffered, text-only messages, incremental
 //! UTF-8 validation across fragments, and the close code for each violation.
-
-use std::io::Cursor;
 
 use bytes::Bytes;
 use tungstenite::protocol::frame::FrameHeader;
@@ -60,13 +60,11 @@ impl Decoder {
     /// keeps the bytes and offers them again with more. A frame whose header
     /// shows it would break the cap is refused before its payload arrives.
     pub(crate) fn decode(&mut self, input: &[u8], max_message: usize) -> Result<Option<(Decoded, usize)>, Violation> {
-        let mut cursor = Cursor::new(input);
-        let (header, len) = match FrameHeader::parse(&mut cursor) {
+        let (header, len, head_len) = match parse_header(input) {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return Ok(None),
-            Err(_) => return Err(violation(1002, "reserved opcode")),
+            Err(()) => return Err(violation(1002, "reserved opcode")),
         };
-        let head_len = cursor.position() as usize;
         let Some(mask) = header.mask else {
             return Err(violation(1002, "unmasked frame"));
         };
@@ -159,27 +157,96 @@ fn unmasked(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     out
 }
 
-/// XORs `buf` with the 4-byte mask, eight bytes at a time.
+/// The 4-byte mask repeated over 16 bytes.
+fn wide_mask(mask: [u8; 4]) -> u128 {
+    u128::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+        mask[0], mask[1], mask[2], mask[3],
+    ])
+}
+
+/// XORs `buf` with the 4-byte mask, sixteen bytes at a time.
 fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
-    let wide = u64::from_ne_bytes([mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]]);
-    let mut chunks = buf.chunks_exact_mut(8);
+    let wide = wide_mask(mask);
+    let mut chunks = buf.chunks_exact_mut(16);
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
+        let mut word = [0u8; 16];
         word.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+        chunk.copy_from_slice(&(u128::from_ne_bytes(word) ^ wide).to_ne_bytes());
     }
     for (byte, m) in chunks.into_remainder().iter_mut().zip(mask.iter().cycle()) {
         *byte ^= m;
     }
 }
 
-/// One unmasked server frame in a single exact-size allocation.
+/// What `FrameHeader::parse` answers for the start of `input`, with the
+/// payload length and the header's own length, read from the slice
+/// directly rather than through `io::Read` on a `Cursor` (a measurable part
+/// of every message). The same answers: `None` until the whole header is
+/// there (both length bytes, extended length, mask), then `Err` for a
+/// reserved opcode. `parse_matches_tungstenite` checks it against tungstenite.
+fn parse_header(input: &[u8]) -> Result<Option<(FrameHeader, u64, usize)>, ()> {
+    let [first, second, ..] = *input else { return Ok(None) };
+    let (len, mut head_len) = match second & 0x7f {
+        126 => match input.get(2..4) {
+            Some(&[a, b]) => (u64::from(u16::from_be_bytes([a, b])), 4),
+            _ => return Ok(None),
+        },
+        127 => match input.get(2..10) {
+            Some(bytes) => {
+                let mut word = [0; 8];
+                word.copy_from_slice(bytes);
+                (u64::from_be_bytes(word), 10)
+            }
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    let mask = if second & 0x80 != 0 {
+        let Some(&[a, b, c, d]) = input.get(head_len..head_len + 4) else { return Ok(None) };
+        head_len += 4;
+        Some([a, b, c, d])
+    } else {
+        None
+    };
+    let opcode = OpCode::from(first & 0x0f);
+    if matches!(opcode, OpCode::Data(Data::Reserved(_)) | OpCode::Control(Control::Reserved(_))) {
+        return Err(());
+    }
+    let header = FrameHeader {
+        is_final: first & 0x80 != 0,
+        rsv1: first & 0x40 != 0,
+        rsv2: first & 0x20 != 0,
+        rsv3: first & 0x10 != 0,
+        opcode,
+        mask,
+    };
+    Ok(Some((header, len, head_len)))
+}
+
+/// One unmasked server frame in a single exact-size allocation. The header
+/// is written by hand (final bit, opcode, minimal length encoding, as
+/// `FrameHeader::format` writes it), without `io::Write`.
 fn encode(opcode: OpCode, payload: &[&[u8]]) -> Bytes {
     let len: usize = payload.iter().map(|p| p.len()).sum();
-    let header = FrameHeader { opcode, ..FrameHeader::default() };
-    let mut out = Vec::with_capacity(header.len(len as u64) + len);
-    // Writing into a Vec cannot fail.
-    let _ = header.format(len as u64, &mut out);
+    let head_len = match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    };
+    let mut out = Vec::with_capacity(head_len + len);
+    out.push(0x80 | u8::from(opcode));
+    match len {
+        0..=125 => out.push(len as u8),
+        126..=0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
     for part in payload {
         out.extend_from_slice(part);
     }
@@ -270,6 +337,55 @@ mod tests {
         let b = masked(0x80, &euro[1..]);
         assert_eq!(d.decode(&a, 2048).unwrap().unwrap().0, Decoded::Nothing);
         assert_eq!(d.decode(&b, 2048).unwrap().unwrap().0, Decoded::Text("€".into()));
+    }
+
+    #[test]
+    fn parse_matches_tungstenite() {
+        // Every first byte, length form and mask bit, cut at every point.
+        let mut cases = Vec::new();
+        for first in 0..=255u8 {
+            for (second, ext) in [(5u8, vec![]), (126, vec![1, 0]), (127, vec![0, 0, 0, 0, 0, 1, 0, 0])] {
+                for masked in [false, true] {
+                    let mut frame = vec![first, second | if masked { 0x80 } else { 0 }];
+                    frame.extend_from_slice(&ext);
+                    if masked {
+                        frame.extend_from_slice(&[9, 8, 7, 6]);
+                    }
+                    frame.extend_from_slice(b"abc");
+                    cases.push(frame);
+                }
+            }
+        }
+        for frame in cases {
+            for cut in 0..=frame.len() {
+                let input = &frame[..cut];
+                let mut cursor = std::io::Cursor::new(input);
+                let theirs = FrameHeader::parse(&mut cursor).map_err(|_| ());
+                let ours = parse_header(input);
+                match (theirs, ours) {
+                    (Ok(Some((h1, l1))), Ok(Some((h2, l2, n)))) => {
+                        assert_eq!((h1, l1, cursor.position() as usize), (h2, l2, n), "{input:?}");
+                    }
+                    (Ok(None), Ok(None)) | (Err(()), Err(())) => {}
+                    (theirs, ours) => panic!("{input:?}: tungstenite {theirs:?}, ours {ours:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encode_matches_tungstenite() {
+        for len in [0, 1, 125, 126, 127, 65535, 65536, 70000] {
+            let payload = vec![b'x'; len];
+            for opcode in [OpCode::Data(Data::Text), OpCode::Control(Control::Pong), OpCode::Control(Control::Close)] {
+                let header = FrameHeader { opcode, ..FrameHeader::default() };
+                let mut theirs = Vec::new();
+                header.format(len as u64, &mut theirs).unwrap();
+                theirs.extend_from_slice(&payload);
+                let ours = encode(opcode, &[&payload[..len / 2], &payload[len / 2..]]);
+                assert_eq!(&ours[..], &theirs[..], "len {len}");
+            }
+        }
     }
 
     #[test]

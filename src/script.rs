@@ -254,12 +254,9 @@ pub(crate) type UrlId = u64;
 /// One script's event queue, in delivery order.
 #[derive(Debug, Default)]
 pub(crate) struct ScriptQueue {
-    /// The events, and beside each in `urls` the URL it belongs to, so
-    /// revocation can purge it. Two queues rather than one of pairs: an event
-    /// handed out then moves once, straight out of its queue (splitting a
-    /// pair cost a stalled copy per message).
-    events: VecDeque<Event>,
-    urls: VecDeque<Option<UrlId>>,
+    /// The events, each with the URL it belongs to, so revocation can purge it.
+    /// The event comes first in the pair, so handing it out copies a prefix.
+    events: VecDeque<(Event, Option<UrlId>)>,
     /// Whether an `Output::Events` for this script is outstanding.
     pub(crate) notified: bool,
     /// Object-scope sessions waiting for room in this queue, first paused first resumed.
@@ -277,31 +274,19 @@ impl ScriptQueue {
     }
 
     pub(crate) fn push(&mut self, url: Option<UrlId>, event: Event) {
-        self.events.push_back(event);
-        self.urls.push_back(url);
+        self.events.push_back((event, url));
     }
 
     pub(crate) fn pop(&mut self) -> Option<Event> {
-        self.urls.pop_front();
-        self.events.pop_front()
+        self.events.pop_front().map(|(event, _)| event)
     }
 
     pub(crate) fn clear(&mut self) {
         self.events.clear();
-        self.urls.clear();
     }
 
     /// Drops the events that belong to URL `id`.
     pub(crate) fn purge(&mut self, id: UrlId) {
-        if !self.urls.contains(&Some(id)) {
-            return;
-        }
-        let events = std::mem::take(&mut self.events);
-        let urls = std::mem::take(&mut self.urls);
-        for (event, url) in events.into_iter().zip(urls) {
-            if url != Some(id) {
-                self.push(url, event);
-            }
-        }
+        self.events.retain(|(_, url)| *url != Some(id));
     }
 }

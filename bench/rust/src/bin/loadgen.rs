@@ -3,7 +3,7 @@
 //! ```text
 //! loadgen ws   --url ws://HOST:PORT/PATH   [--conns 100] [--secs 10] [--warmup 1] [--size 64] [--threads 1]
 //!              [--pid SERVER_PID] [--clk-tck 100]
-//! loadgen http --url http://HOST:PORT/PATH [same options]
+//! loadgen http --url http://HOST:PORT/PATH [same options] [--browser-headers]
 //! loadgen idle --url ws://HOST:PORT/PATH   [--conns 10000] [--hold 10] [--parallel 200]
 //! ```
 //!
@@ -12,7 +12,9 @@
 //!   `--warmup` seconds, completions are counted and their round trips
 //!   recorded for `--secs` seconds.
 //! - `http`: the same exchange as an HTTP/1.1 keep-alive `POST` per message,
-//!   the echo in the response body.
+//!   the echo in the response body; the request carries `Host`,
+//!   `Content-Type` and `Content-Length` only, or with `--browser-headers`
+//!   what Chromium's `fetch` sends (user agent, client hints, origin, …).
 //! - `idle`: opens `--conns` WebSocket connections (at most `--parallel`
 //!   handshakes at a time), prints `ready <n> failed <m>`, holds them
 //!   `--hold` seconds, and exits.
@@ -39,6 +41,23 @@ use tokio::net::{TcpSocket, TcpStream};
 
 const SOURCES: u8 = 50;
 
+/// What Chromium sends besides `Host` and `Content-Length` with a page's
+/// cross-origin `fetch(url, {method: "POST", body: text})` (no cookies).
+const BROWSER_HEADERS: &str = "Connection: keep-alive\r\n\
+    sec-ch-ua-platform: \"Linux\"\r\n\
+    User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n\
+    sec-ch-ua: \"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"\r\n\
+    Content-Type: text/plain;charset=UTF-8\r\n\
+    sec-ch-ua-mobile: ?0\r\n\
+    Accept: */*\r\n\
+    Origin: http://127.0.0.1:8000\r\n\
+    Sec-Fetch-Site: same-site\r\n\
+    Sec-Fetch-Mode: cors\r\n\
+    Sec-Fetch-Dest: empty\r\n\
+    Referer: http://127.0.0.1:8000/\r\n\
+    Accept-Encoding: gzip, deflate, br, zstd\r\n\
+    Accept-Language: en-US,en;q=0.9\r\n";
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Ws,
@@ -63,6 +82,8 @@ struct Args {
     pid: Option<u32>,
     /// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`).
     clk_tck: f64,
+    /// `http`: send the headers a browser's `fetch` sends, not the minimum.
+    browser_headers: bool,
 }
 
 fn parse_args() -> Args {
@@ -88,8 +109,13 @@ fn parse_args() -> Args {
         parallel: 200,
         pid: None,
         clk_tck: 100.0,
+        browser_headers: false,
     };
     while let Some(arg) = it.next() {
+        if arg == "--browser-headers" {
+            a.browser_headers = true;
+            continue;
+        }
         let value = it.next().unwrap_or_else(|| usage());
         let num = || value.parse::<f64>().unwrap_or_else(|_| usage());
         match arg.as_str() {
@@ -286,6 +312,15 @@ async fn closed_loop_inner(
 ) -> std::io::Result<()> {
     let payload: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let (mut c, message) = match args.mode {
+        Mode::Http if args.browser_headers => {
+            let mut m = format!(
+                "POST {} HTTP/1.1\r\nHost: {}\r\n{BROWSER_HEADERS}Content-Length: {}\r\n\r\n",
+                args.path, args.host, args.size
+            )
+            .into_bytes();
+            m.extend_from_slice(&payload);
+            (Conn::new(connect(args.addr, i).await?), m)
+        }
         Mode::Http => {
             let mut m = format!(
                 "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",

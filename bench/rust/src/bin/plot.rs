@@ -111,7 +111,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 color.filled(),
             )))?;
             chart.draw_series(std::iter::once(Text::new(
-                if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") },
+                if v >= 10_000.0 {
+                    format!("{:.1}k", v / 1000.0)
+                } else if v >= 100.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                },
                 (x0 + 0.04, v + max * 0.02),
                 ("sans-serif", 13),
             )))?;
