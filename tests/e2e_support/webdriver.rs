@@ -43,27 +43,43 @@ impl Browser {
     pub fn start() -> Browser {
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
         let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
-        let port = {
-            let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-            probe.local_addr().unwrap().port()
+        // The port is probed free, then handed over: another socket can take it
+        // in between, and chromedriver then never answers. A fresh port makes
+        // that race harmless; a chromedriver that is really broken fails all tries.
+        let mut tries = 0;
+        let mut browser = loop {
+            tries += 1;
+            let port = {
+                let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+                probe.local_addr().unwrap().port()
+            };
+            let driver = Command::new(&chromedriver)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver");
+            // A fresh profile per try: a failed try removes its own when dropped.
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            let name = format!("chromium-profile-{}-{nanos}-{tries}", std::process::id());
+            let profile = target_dir().join("tmp").join(name);
+            std::fs::create_dir_all(&profile).unwrap();
+            let mut candidate = Browser { driver, port, session: String::new(), profile };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !candidate.try_request("GET", "/status", None).is_some_and(|v| v["ready"] == true) {
+                if Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if candidate.try_request("GET", "/status", None).is_some_and(|v| v["ready"] == true) {
+                break candidate;
+            }
+            let _ = candidate.driver.kill();
+            assert!(tries < 3, "chromedriver did not become ready on {tries} ports, 20 s each");
         };
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let profile = target_dir().join("tmp").join(format!("chromium-profile-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&profile).unwrap();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let mut browser = Browser { driver, port, session: String::new(), profile };
-        let deadline = Instant::now() + SLOW;
-        while !browser.try_request("GET", "/status", None).is_some_and(|v| v["ready"] == true) {
-            assert!(Instant::now() < deadline, "chromedriver did not become ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
         let args = [
             "--headless",
             "--no-sandbox",
