@@ -1,6 +1,23 @@
 # Shared by bench/*.sh: builds everything the measurements run, from a clean clone.
 # Sourced with the repository root as the working directory.
 
+# bench_setup: ROOT, BIN (the bench crate's release binaries), RESULTS (created),
+# a scratch WORK directory, and a trap that stops $SERVER_PID and removes WORK on exit.
+bench_setup() {
+    ROOT=$(pwd)
+    BIN=$ROOT/bench/rust/target/release
+    RESULTS=$ROOT/bench/results
+    mkdir -p "$RESULTS"
+    WORK=$(mktemp -d)
+    SERVER_PID=""
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+
 # build_all [--no-node]: the echo_server example and the bench crate in release
 # mode; Node's ws from bench/node/package-lock.json (npm ci); a font for the plot.
 build_all() {

@@ -35,21 +35,11 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BIN=$ROOT/bench/rust/target/release
-RESULTS=$ROOT/bench/results
-mkdir -p "$RESULTS"
-WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(pwd)/bench/lib.sh"
+bench_setup
 ulimit -n "$(( $(ulimit -Hn) < 4096 ? $(ulimit -Hn) : 4096 ))" 2>/dev/null || true
 
 echo "longpoll: building (release)"
-. "$ROOT/bench/lib.sh"
 build_all --no-node
 CLK_TCK=$(getconf CLK_TCK)
 

@@ -38,17 +38,8 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BIN=$ROOT/bench/rust/target/release
-RESULTS=$ROOT/bench/results
-mkdir -p "$RESULTS"
-WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(pwd)/bench/lib.sh"
+bench_setup
 
 # Every idle connection is a descriptor in the server and one in the load generator.
 need=$((IDLE + 1000))
@@ -60,7 +51,6 @@ fi
 ulimit -n "$need"
 
 echo "loopback: building (release)"
-. "$ROOT/bench/lib.sh"
 build_all
 
 CLK_TCK=$(getconf CLK_TCK)
