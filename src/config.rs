@@ -52,6 +52,12 @@ pub struct Config {
     pub max_request_head: usize,
     /// Handshakes accepted per remote address per second; more get 429.
     pub handshakes_per_second: u32,
+    /// Connections still reading their request head, region-wide (SPEC §5:
+    /// 1024); a connection accepted over it is answered 503 and closed.
+    pub max_handshakes: usize,
+    /// How long a region-scope message waits for room in a full listener
+    /// queue before it is answered `err,<domain>,busy` (SPEC §5: 1 s).
+    pub busy_grace: Duration,
     /// Hand requests for paths outside `/lslws/` to the embedder as
     /// [`Output::HttpRequest`](crate::Output::HttpRequest) (to serve a page on
     /// the same port) instead of answering them 404.
@@ -79,6 +85,8 @@ impl Default for Config {
             max_header_value: 255,
             max_request_head: 8 * 1024,
             handshakes_per_second: 50,
+            max_handshakes: 1024,
+            busy_grace: Duration::from_secs(1),
             serve_other_paths: false,
         }
     }

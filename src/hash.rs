@@ -1,76 +1,26 @@
-//! A fixed, fast hasher for the core's maps.
+//! The hash maps of the core: foldhash, fixed or keyed from the region's entropy.
 //!
-//! Every map key is a capability or key the core minted from its entropy
-//! source, an id the embedder chose, or a remote address bucketed by the core
-//! (see `Region::rate_ok`), so an attacker cannot fill a table with colliding
-//! entries. A fixed hasher also keeps the core free of hidden randomness
-//! (std's `RandomState` reads the OS RNG), and SipHash cost ~40% of the echo path.
+//! Most keys are capabilities and session keys the core minted from its
+//! entropy, or ids the embedder chose: an attacker cannot pick them, so a
+//! fixed seed is enough there and keeps the core free of hidden randomness
+//! (std's `RandomState` reads the OS RNG). Keys that come from the network
+//! (remote addresses in the rate limiter) get a [`keyed`] hasher whose seed is
+//! drawn from the region's [`Entropy`], so nobody can precompute a flood of
+//! colliding addresses, and a [`SeededEntropy`](crate::SeededEntropy) run is
+//! still reproducible.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A `HashMap` with [`FoldHasher`].
-pub(crate) type Map<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+use foldhash::fast::FixedState;
 
-/// Multiply-rotate folding of 8-byte words (the FxHash construction).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FoldHasher {
-    hash: u64,
-}
+use crate::entropy::Entropy;
 
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+/// A `HashMap` hashed with foldhash.
+pub(crate) type Map<K, V> = HashMap<K, V, FixedState>;
 
-impl FoldHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FoldHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
+/// An empty map whose hasher is keyed with 64 bits drawn from `entropy`.
+pub(crate) fn keyed<K, V>(entropy: &mut dyn Entropy) -> Map<K, V> {
+    let mut seed = [0; 8];
+    entropy.fill(&mut seed);
+    HashMap::with_hasher(FixedState::with_seed(u64::from_le_bytes(seed)))
 }

@@ -154,6 +154,7 @@
 pub mod adapter;
 pub mod clep;
 pub mod config;
+mod conns;
 pub mod entropy;
 pub mod envelope;
 mod frame;
@@ -161,11 +162,15 @@ pub mod handshake;
 mod hash;
 pub mod key;
 pub mod lifecycle;
+mod queues;
+mod rate;
 pub mod region;
 mod routing;
 pub mod script;
 pub mod session;
+mod timers;
 pub mod url;
+mod urls;
 
 pub use config::Config;
 pub use entropy::{Entropy, SeededEntropy};

@@ -1,5 +1,5 @@
-//! Region-scope routing: which scripts listen on a domain and which client
-//! connections subscribe to it (SPEC §6).
+//! Region-scope routing: which scripts listen on a domain, which client
+//! connections subscribe to it, and the domains each client has addressed (SPEC §6).
 //!
 //! The table is keyed by the domain's CLEP channel (§7), as a CLEP bridge
 //! keys its chat listeners, and then by the exact domain string: two domains
@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use crate::clep;
+use crate::conns::ConnIdx;
 use crate::hash::Map;
-use crate::script::UrlId;
-use crate::session::ConnectionId;
+use crate::key::Key;
+use crate::urls::UrlIdx;
 
 /// Everything routed to one domain.
 #[derive(Debug)]
@@ -18,9 +19,9 @@ pub(crate) struct Domain {
     /// Shared by every event and frame that names the domain.
     pub(crate) name: Arc<str>,
     /// Listening grants (URL records of region scope), in the order they were granted.
-    pub(crate) listeners: Vec<UrlId>,
+    pub(crate) listeners: Vec<UrlIdx>,
     /// Client connections subscribed with `sub,<domain>`, in subscription order.
-    pub(crate) subscribers: Vec<ConnectionId>,
+    pub(crate) subscribers: Vec<ConnIdx>,
 }
 
 /// The routing table of one region endpoint.
@@ -79,25 +80,85 @@ impl Router {
     }
 }
 
+/// A domain a region-endpoint client has addressed, and the session key
+/// listeners of that domain know the client by.
+#[derive(Debug)]
+pub(crate) struct Contact {
+    pub(crate) domain: Arc<str>,
+    pub(crate) key: Key,
+    /// Sent `sub` (and got no `uns` since): receives broadcasts, listeners saw `WS_OPEN`.
+    pub(crate) subscribed: bool,
+}
+
+/// The contacts of one region-endpoint client, bounded: a new one pushes out
+/// the oldest that is not a subscription.
+#[derive(Debug, Default)]
+pub(crate) struct Contacts(Vec<Contact>);
+
+impl Contacts {
+    pub(crate) fn find(&self, domain: &str) -> Option<&Contact> {
+        self.0.iter().find(|c| &*c.domain == domain)
+    }
+
+    pub(crate) fn by_key(&self, key: Key) -> Option<&Contact> {
+        self.0.iter().find(|c| c.key == key)
+    }
+
+    pub(crate) fn subscriptions(&self) -> usize {
+        self.0.iter().filter(|c| c.subscribed).count()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Contact> {
+        self.0.iter()
+    }
+
+    /// Adds a contact under `limit`; `Err(())` when every slot is a
+    /// subscription, else the key of the contact pushed out, if any.
+    pub(crate) fn add(&mut self, contact: Contact, limit: usize) -> Result<Option<Key>, ()> {
+        let mut evicted = None;
+        if self.0.len() >= limit {
+            let oldest = self.0.iter().position(|c| !c.subscribed).ok_or(())?;
+            evicted = Some(self.0.remove(oldest).key);
+        }
+        self.0.push(contact);
+        Ok(evicted)
+    }
+
+    pub(crate) fn subscribe(&mut self, key: Key) {
+        self.0.iter_mut().filter(|c| c.key == key).for_each(|c| c.subscribed = true);
+    }
+
+    pub(crate) fn remove(&mut self, domain: &str) -> Option<Contact> {
+        Some(self.0.remove(self.0.iter().position(|c| &*c.domain == domain)?))
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Contact> {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn colliding_channels_never_cross() {
+        let mut urls = slotmap::SlotMap::<UrlIdx, ()>::with_key();
+        let (one, two) = (urls.insert(()), urls.insert(()));
+        let conn = slotmap::SlotMap::<ConnIdx, ()>::with_key().insert(());
         let mut router = Router::with_hash(|_| 42);
-        router.entry("alpha").listeners.push(1);
-        router.entry("beta").listeners.push(2);
-        router.entry("alpha").subscribers.push(ConnectionId(7));
+        router.entry("alpha").listeners.push(one);
+        router.entry("beta").listeners.push(two);
+        router.entry("alpha").subscribers.push(conn);
         assert_eq!(router.buckets.len(), 1, "both domains share channel 42");
-        assert_eq!(router.get("alpha").unwrap().listeners, vec![1]);
-        assert_eq!(router.get("beta").unwrap().listeners, vec![2]);
+        assert_eq!(router.get("alpha").unwrap().listeners, vec![one]);
+        assert_eq!(router.get("beta").unwrap().listeners, vec![two]);
         assert!(router.get("beta").unwrap().subscribers.is_empty());
         assert!(router.get("gamma").is_none());
         router.get_mut("beta").unwrap().listeners.clear();
         router.prune("beta");
         assert!(router.get("beta").is_none());
-        assert_eq!(router.get("alpha").unwrap().listeners, vec![1]);
+        assert_eq!(router.get("alpha").unwrap().listeners, vec![one]);
     }
 
     #[test]

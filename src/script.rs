@@ -1,6 +1,5 @@
 //! What a script sees: request options, events, send and close results.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -246,47 +245,4 @@ pub enum ReleaseError {
     /// The URL is not live, or not this script's.
     #[error("no such live URL for this script")]
     UnknownUrl,
-}
-
-/// Internal tag saying which URL an event belongs to, so revocation can purge it.
-pub(crate) type UrlId = u64;
-
-/// One script's event queue, in delivery order.
-#[derive(Debug, Default)]
-pub(crate) struct ScriptQueue {
-    /// The events, each with the URL it belongs to, so revocation can purge it.
-    /// The event comes first in the pair, so handing it out copies a prefix.
-    events: VecDeque<(Event, Option<UrlId>)>,
-    /// Whether an `Output::Events` for this script is outstanding.
-    pub(crate) notified: bool,
-    /// Object-scope sessions waiting for room in this queue, first paused first resumed.
-    pub(crate) paused: VecDeque<crate::ConnectionId>,
-}
-
-impl ScriptQueue {
-    /// Events waiting.
-    pub(crate) fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-
-    pub(crate) fn push(&mut self, url: Option<UrlId>, event: Event) {
-        self.events.push_back((event, url));
-    }
-
-    pub(crate) fn pop(&mut self) -> Option<Event> {
-        self.events.pop_front().map(|(event, _)| event)
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.events.clear();
-    }
-
-    /// Drops the events that belong to URL `id`.
-    pub(crate) fn purge(&mut self, id: UrlId) {
-        self.events.retain(|(_, url)| *url != Some(id));
-    }
 }

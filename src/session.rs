@@ -1,15 +1,14 @@
-//! One connection's state: handshake, open session, closing, closed; its
-//! buffers and its timer.
+//! One open WebSocket session: where its messages go, its decoder, the
+//! headers a script may read, and its idle and back-pressure state.
 
-use std::collections::VecDeque;
 use std::time::Instant;
-
-use bytes::Bytes;
 
 use crate::config::Config;
 use crate::frame::Decoder;
 use crate::key::Key;
-use crate::script::UrlId;
+use crate::queues::ScriptIdx;
+use crate::routing::Contacts;
+use crate::urls::UrlIdx;
 
 /// The embedder's name for one transport connection (a socket, a slab index).
 ///
@@ -23,6 +22,10 @@ pub struct ConnectionId(pub u64);
 #[derive(Debug)]
 pub(crate) struct Headers(Box<str>);
 
+/// Header names `llGetWebsocketHeader` answers from [`Headers`], in their order.
+pub(crate) const STORED_HEADERS: [&str; 5] =
+    ["x-path-info", "x-query-string", "user-agent", "origin", "sec-websocket-protocol"];
+
 impl Headers {
     pub(crate) fn new(values: [&str; 5]) -> Headers {
         Headers(values.join("\0").into_boxed_str())
@@ -31,25 +34,34 @@ impl Headers {
     pub(crate) fn get(&self, index: usize) -> &str {
         self.0.split('\0').nth(index).unwrap_or("")
     }
-}
 
-/// A domain a region-endpoint client has addressed, and the session key
-/// listeners of that domain know the client by.
-#[derive(Debug)]
-pub(crate) struct Contact {
-    pub(crate) domain: std::sync::Arc<str>,
-    pub(crate) key: Key,
-    /// Sent `sub` (and got no `uns` since): receives broadcasts, listeners saw `WS_OPEN`.
-    pub(crate) subscribed: bool,
+    pub(crate) fn path_info(&self) -> &str {
+        self.get(0)
+    }
+
+    /// A stored header by its lower-case name.
+    pub(crate) fn named(&self, name: &str) -> Option<&str> {
+        STORED_HEADERS.iter().position(|h| *h == name).map(|i| self.get(i))
+    }
 }
 
 /// Where a session's messages go.
 #[derive(Debug)]
 pub(crate) enum Route {
     /// An object-scope URL: every message goes to its one script.
-    Object { key: Key, url: UrlId, script: Key },
+    Object { key: Key, url: UrlIdx, queue: ScriptIdx },
     /// The region endpoint: messages carry envelope addresses.
-    Region { contacts: Vec<Contact> },
+    Region { contacts: Contacts },
+}
+
+/// Input a session decoded but could not hand on yet: the script queue it is
+/// for was full. It goes first once there is room.
+#[derive(Debug)]
+pub(crate) enum Held {
+    /// The session's `WS_OPEN` (object scope: the handshake found the queue full).
+    Open,
+    /// A region-scope envelope frame, waiting at most the busy grace.
+    Envelope(Box<str>),
 }
 
 /// An open WebSocket session.
@@ -62,88 +74,65 @@ pub(crate) struct Session {
     pub(crate) headers: Headers,
     pub(crate) last_rx: Instant,
     pub(crate) ping_sent: Option<Instant>,
-    /// Reading is paused because the script's queue is full.
+    /// Reading is paused: a script queue this session has input for is full.
     pub(crate) paused: bool,
-    /// Listed in its script's line of sessions waiting for room.
-    pub(crate) waiting: bool,
+    /// The script queue whose waiting line lists this session, if any.
+    pub(crate) waiting_on: Option<ScriptIdx>,
+    pub(crate) held: Option<Held>,
+    /// While a region-scope message waits: when it gives up and answers `busy`.
+    pub(crate) grace: Option<Instant>,
 }
 
-#[derive(Debug)]
-pub(crate) enum Phase {
-    /// Waiting for a complete request head until the deadline.
-    Handshake {
-        deadline: Instant,
-    },
-    /// An `Output::HttpRequest` is out; waiting for `Region::respond` until the deadline.
-    Http {
-        deadline: Instant,
-    },
-    Open(Box<Session>),
-    /// The server sent a close and waits for the echo until the deadline.
-    Closing {
-        deadline: Instant,
-    },
-    /// `Output::Close` was emitted; only unsent bytes remain.
-    Closed,
-}
-
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) remote: core::net::IpAddr,
-    pub(crate) phase: Phase,
-    /// Received bytes not yet consumed: a partial head or frame, or input held while paused.
-    pub(crate) inbuf: Vec<u8>,
-    pub(crate) out: VecDeque<Bytes>,
-    pub(crate) out_len: usize,
-    /// An `Output::Transmit` is outstanding.
-    pub(crate) tx_notified: bool,
-    /// The earliest deadline this connection has in the timer heap.
-    pub(crate) timer: Option<Instant>,
-}
-
-impl Conn {
-    pub(crate) fn new(remote: core::net::IpAddr, deadline: Instant) -> Conn {
-        Conn {
-            remote,
-            phase: Phase::Handshake { deadline },
-            inbuf: Vec::new(),
-            out: VecDeque::new(),
-            out_len: 0,
-            tx_notified: false,
-            timer: None,
+impl Session {
+    pub(crate) fn new(route: Route, max_message: usize, headers: Headers, now: Instant) -> Session {
+        Session {
+            route,
+            max_message,
+            decoder: Decoder::default(),
+            headers,
+            last_rx: now,
+            ping_sent: None,
+            paused: false,
+            waiting_on: None,
+            held: None,
+            grace: None,
         }
     }
 
-    /// Queues bytes to write; returns whether the embedder must be told
-    /// (`Output::Transmit` is not already outstanding).
-    pub(crate) fn push_out(&mut self, bytes: Bytes) -> bool {
-        self.out_len += bytes.len();
-        self.out.push_back(bytes);
-        !std::mem::replace(&mut self.tx_notified, true)
-    }
-
-    /// When this connection next needs attention, if ever.
+    /// The idle ping (or its timeout), or the busy grace while paused.
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
-        match &self.phase {
-            Phase::Handshake { deadline } | Phase::Http { deadline } | Phase::Closing { deadline } => Some(*deadline),
-            // A paused session is silent because we stopped reading it, not because the client is gone.
-            Phase::Open(s) if s.paused => None,
-            Phase::Open(s) => Some(s.ping_sent.unwrap_or(s.last_rx) + config.idle_interval),
-            Phase::Closed => None,
+        if self.paused {
+            // Silence while paused is ours, not the client's; only a region message's grace runs.
+            return self.grace;
+        }
+        Some(self.ping_sent.unwrap_or(self.last_rx) + config.idle_interval)
+    }
+
+    /// The client was heard from.
+    pub(crate) fn heard(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.ping_sent = None;
+    }
+
+    /// The object-scope route, if this is one.
+    pub(crate) fn object(&self) -> Option<(Key, UrlIdx, ScriptIdx)> {
+        match self.route {
+            Route::Object { key, url, queue } => Some((key, url, queue)),
+            Route::Region { .. } => None,
         }
     }
 
-    pub(crate) fn session(&self) -> Option<&Session> {
-        match &self.phase {
-            Phase::Open(s) => Some(s),
-            _ => None,
+    pub(crate) fn contacts(&self) -> Option<&Contacts> {
+        match &self.route {
+            Route::Region { contacts } => Some(contacts),
+            Route::Object { .. } => None,
         }
     }
 
-    pub(crate) fn session_mut(&mut self) -> Option<&mut Session> {
-        match &mut self.phase {
-            Phase::Open(s) => Some(s),
-            _ => None,
+    pub(crate) fn contacts_mut(&mut self) -> Option<&mut Contacts> {
+        match &mut self.route {
+            Route::Region { contacts } => Some(contacts),
+            Route::Object { .. } => None,
         }
     }
 }

@@ -462,3 +462,59 @@ fn an_idle_session_costs_at_most_1_kib_of_heap() {
     region.handle_input(now + Duration::from_secs(12), Input::Received { conn: conns[0], data: &text("hi") }).unwrap();
     assert_eq!(region.poll_event(script).map(|e| e.kind), Some(EventKind::Text));
 }
+
+// ------------------------------------------------------------------ handshake cap
+
+/// SPEC §5: connections still in their handshake count against a region-wide
+/// cap (default 1024). Over it, new connections get 503 and are closed at
+/// once, and the core's heap does not grow with them.
+#[test]
+fn half_handshakes_over_the_cap_get_503_and_memory_stays_bounded() {
+    let cap = Config::default().max_handshakes;
+    let t0 = std::time::Instant::now();
+    let mut region = Region::new(Config::default(), Box::new(SeededEntropy::new(5)), t0);
+    let remote = |i: usize| IpAddr::V6(Ipv6Addr::from((i as u128 + 1) << 64));
+    // Drains outputs like an embedder: writes are taken (and dropped), closes flushed.
+    let drain = |region: &mut Region| -> Vec<(ConnectionId, Vec<u8>)> {
+        let mut closed = Vec::new();
+        while let Some(output) = region.poll_output() {
+            if let Output::Close(conn) = output {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = region.poll_transmit(conn) {
+                    bytes.extend_from_slice(&chunk);
+                }
+                closed.push((conn, bytes));
+            }
+        }
+        closed
+    };
+    let before = heap();
+    for i in 0..cap {
+        let conn = ConnectionId(i as u64);
+        region.handle_input(t0, Input::Accepted { conn, remote: remote(i) }).unwrap();
+        region.handle_input(t0, Input::Received { conn, data: b"GET /lslws/" }).unwrap();
+    }
+    assert!(drain(&mut region).is_empty(), "no connection under the cap is closed");
+    let at_cap = heap() - before;
+    for i in cap..cap + 100 {
+        let conn = ConnectionId(i as u64);
+        region.handle_input(t0, Input::Accepted { conn, remote: remote(i) }).unwrap();
+        let closed = drain(&mut region);
+        assert_eq!(closed.len(), 1, "connection {i} over the cap is closed at once");
+        assert_eq!(closed[0].0, conn);
+        assert_eq!(status_of(&String::from_utf8_lossy(&closed[0].1)), 503);
+    }
+    let over_cap = heap() - before;
+    assert!(
+        over_cap - at_cap < (at_cap / cap as isize) * 10,
+        "100 refused connections left {} B behind; {} idle half-handshakes hold {at_cap} B",
+        over_cap - at_cap,
+        cap
+    );
+
+    // A place frees up when a half-handshake leaves; then the next one waits again.
+    region.handle_input(t0, Input::PeerClosed { conn: ConnectionId(0) }).unwrap();
+    let conn = ConnectionId(10_000);
+    region.handle_input(t0, Input::Accepted { conn, remote: remote(0) }).unwrap();
+    assert!(drain(&mut region).is_empty(), "room again under the cap");
+}

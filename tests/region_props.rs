@@ -25,6 +25,8 @@ const OBJECTS: usize = 3;
 const DOMAINS: [&str; 3] = ["a", "b", "ü ✓"];
 const CLIENTS: usize = 3;
 /// Short queues so `busy` happens; two subscriptions per session so `sub` can be refused.
+/// No busy grace: a full listener is answered `busy` at once, which this model
+/// follows (the grace itself is in tests/region_scope.rs and the scenarios).
 const QUEUE: usize = 4;
 const SUBSCRIPTIONS: usize = 2;
 /// `WS_MAX_MESSAGE` of a "small" listener; payloads are longer or shorter.
@@ -72,7 +74,12 @@ fn info(s: usize) -> lsl_websocket::ScriptInfo {
 }
 
 fn config() -> Config {
-    Config { event_queue: QUEUE, subscriptions_per_session: SUBSCRIPTIONS, ..Config::default() }
+    Config {
+        event_queue: QUEUE,
+        subscriptions_per_session: SUBSCRIPTIONS,
+        busy_grace: std::time::Duration::ZERO,
+        ..Config::default()
+    }
 }
 
 /// Distinct payload text per op, so a message delivered twice or to the wrong place shows.
@@ -232,6 +239,10 @@ impl Model {
             return;
         }
         if self.contacts[c].iter().filter(|x| x.subscribed).count() >= SUBSCRIPTIONS {
+            return self.frames[c].push(format!("err,{},busy", DOMAINS[d]));
+        }
+        // Every WS_OPEN needs room: a full listener refuses the `sub` (SPEC §5).
+        if listeners.iter().any(|l| self.queues[l.script].len() >= QUEUE) {
             return self.frames[c].push(format!("err,{},busy", DOMAINS[d]));
         }
         let session = self.contact_session(c, d);

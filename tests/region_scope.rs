@@ -7,6 +7,7 @@ mod region_harness;
 
 use std::time::Duration;
 
+use lsl_websocket::ConnectionId;
 use lsl_websocket::{
     Cause, CloseError, Config, Event, EventKind, Input, Key, ReleaseError, Scope, ScriptInfo, SendError,
     WebsocketRequest, clep,
@@ -254,9 +255,10 @@ fn err_no_listener() {
     assert!(!h.is_closed(c));
 }
 
-/// §6 `err,<domain>,busy` for a listener whose 64-event queue is full: no event
-/// for it, the others still get the message. (The subscription-limit `busy` is
-/// in [`limit_subscriptions_per_session`].)
+/// §6 `err,<domain>,busy` for a listener whose 64-event queue is full, once
+/// the busy grace (SPEC §5, 1 s) ran out: no event for it, the others still
+/// get the message. (The subscription-limit `busy` is in
+/// [`limit_subscriptions_per_session`].)
 #[test]
 fn err_busy_when_a_listener_queue_is_full() {
     let mut h = Harness::new(Config::default());
@@ -272,6 +274,8 @@ fn err_busy_when_a_listener_queue_is_full() {
     h.events(b.script);
 
     h.send(c, "msg,chat,overflow");
+    assert_eq!(h.texts(c), none(), "it waits for room first");
+    h.advance_and_tick(Duration::from_secs(1));
     assert_eq!(h.texts(c), ["err,chat,busy"]);
     assert_eq!(h.event(b.script).data, "overflow", "a listener with room still gets it");
     let queued = h.events(a.script);
@@ -283,6 +287,81 @@ fn err_busy_when_a_listener_queue_is_full() {
     assert_eq!(h.texts(c), none());
     assert_eq!(h.event(a.script).data, "after");
     assert_eq!(h.event(b.script).data, "after");
+    assert!(!h.is_closed(c));
+}
+
+/// One connection's region messages, as `n` frames in one buffer.
+fn burst(domain: &str, n: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| text_frame(&format!("msg,{domain},{i}"))).collect()
+}
+
+/// Feeds `bytes` to `c` in `chunk`-sized reads, running an echo script on
+/// `listener` after every read (it drains its queue and echoes each text).
+fn feed_with_echo(h: &mut Harness, c: ConnectionId, listener: lsl_websocket::ScriptInfo, bytes: &[u8], chunk: usize) {
+    for part in bytes.chunks(chunk) {
+        h.send_raw(c, part);
+        for event in h.events(listener.script) {
+            if event.kind == EventKind::Text {
+                h.region.websocket_send(listener.script, event.id, &event.data).unwrap();
+            }
+        }
+    }
+}
+
+/// SPEC §5: a burst that a draining script absorbs never yields `busy`,
+/// however it is split into reads: 200 and 2,000 pipelined messages, in one
+/// write, byte by byte and in odd chunks, are all echoed, in order.
+#[test]
+fn a_pipelined_region_burst_to_a_draining_echo_is_answered_in_order() {
+    for n in [200, 2_000] {
+        for chunk in [usize::MAX, 1, 7, 1000] {
+            let mut h = Harness::new(Config::default());
+            let echo = script(1, 1);
+            h.listen_ok(echo, "echo");
+            let c = h.connect();
+            let bytes = burst("echo", n);
+            feed_with_echo(&mut h, c, echo, &bytes, chunk.min(bytes.len()));
+            let expected: Vec<String> = (0..n).map(|i| format!("msg,echo,{i}")).collect();
+            assert_eq!(h.texts(c), expected, "{n} messages in reads of {chunk}");
+        }
+    }
+}
+
+/// SPEC §5: a listener that never drains stalls the connection once, for the
+/// busy grace; then `busy` comes at once for it, and another domain on the
+/// same connection keeps flowing.
+#[test]
+fn a_stuck_listener_costs_one_grace_then_busy_at_once_and_other_domains_flow() {
+    let mut h = Harness::new(Config::default());
+    let (stuck, news) = (script(1, 1), script(2, 2));
+    h.listen_ok(stuck, "stuck");
+    h.listen_ok(news, "news");
+    let c = h.connect();
+    h.send_raw(c, &burst("stuck", 64));
+    assert_eq!(h.region.pending_events(stuck.script), 64);
+
+    // The 65th waits: the connection is paused, the rest of its input held.
+    let sent_at = h.now;
+    let mut rest = burst("stuck", 1);
+    rest.extend(text_frame("msg,news,while stalled"));
+    h.send_raw(c, &rest);
+    assert_eq!(h.texts(c), none());
+    assert!(h.events(news.script).is_empty(), "held behind the waiting message");
+    assert_eq!(h.region.poll_timeout(), Some(sent_at + Duration::from_secs(1)), "one grace");
+    h.advance_and_tick(Duration::from_millis(999));
+    assert_eq!(h.texts(c), none());
+    h.advance_and_tick(Duration::from_millis(1));
+    assert_eq!(h.texts(c), ["err,stuck,busy"]);
+    assert_eq!(h.event(news.script).data, "while stalled", "the held input flows after the stall");
+
+    // Stalled: answered at once, and nothing waits.
+    for i in 0..3 {
+        h.send(c, &format!("msg,stuck,again {i}"));
+        assert_eq!(h.texts(c), ["err,stuck,busy"]);
+        h.send(c, &format!("msg,news,{i}"));
+        assert_eq!(h.event(news.script).data, format!("{i}").as_str());
+    }
+    assert_eq!(h.region.pending_events(stuck.script), 64, "nothing past the full queue");
     assert!(!h.is_closed(c));
 }
 
@@ -920,4 +999,32 @@ fn one_message_to_many_listeners_shares_one_buffer() {
     let in_object: Vec<Event> = listeners.iter().filter(|l| l.object == object(1)).map(|l| h.event(l.script)).collect();
     assert_eq!(in_object.len(), 2);
     assert_eq!(in_object[0].data.as_str().as_ptr(), in_object[1].data.as_str().as_ptr());
+}
+
+/// Every end of a region listener is reported to the embedder (it revokes
+/// no URL, so it is not an `Output::Revoked`): release, reset, object
+/// events and restart, each with its cause.
+#[test]
+fn a_listener_that_stops_is_reported_with_its_cause() {
+    let mut h = Harness::new(Config::default());
+    let (a, b) = (script(1, 1), script(2, 2));
+    h.listen_ok(a, "chat");
+    h.listen_ok(a, "news");
+    h.listen_ok(b, "chat");
+    h.region.release_domain(h.now, a.script, "news").unwrap();
+    h.drain();
+    assert_eq!(h.stopped, [(a.script, "news".to_string(), Cause::Released)]);
+    h.region.script_reset(h.now, a.script);
+    h.region.object_removed(h.now, object(2));
+    h.drain();
+    assert_eq!(
+        h.stopped[1..],
+        [(a.script, "chat".to_string(), Cause::ScriptReset), (b.script, "chat".to_string(), Cause::ObjectRemoved)]
+    );
+    assert!(h.revoked.is_empty(), "the endpoint lives on");
+    h.listen_ok(b, "chat");
+    h.region.region_restart(h.now);
+    h.drain();
+    assert_eq!(h.stopped.last(), Some(&(b.script, "chat".to_string(), Cause::RegionRestart)));
+    assert_eq!(h.revoked.len(), 1, "the old endpoint URL");
 }

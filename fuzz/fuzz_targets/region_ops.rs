@@ -301,6 +301,7 @@ impl State {
                     }
                     Output::Events(_) => {}
                     Output::Revoked { url, cause } => self.check_revoked(&url, cause),
+                    Output::ListenerStopped { .. } => {}
                     Output::HttpRequest { .. } => panic!("HttpRequest without serve_other_paths"),
                 }
             }

@@ -131,6 +131,12 @@ pub trait Handler {
         let _ = (region, now, url, cause);
     }
 
+    /// A script stopped listening on a region-scope domain, for the
+    /// embedder's log. The default does nothing.
+    fn on_listener_stopped(&mut self, region: &mut Region, now: Instant, script: Key, domain: &str, cause: Cause) {
+        let _ = (region, now, script, domain, cause);
+    }
+
     /// Called once per turn of the event loop, after its inputs (bytes,
     /// written notices, timeouts, commands) were applied and before outputs
     /// are drained. Retry sends that returned `WS_ERR_BUSY` here: a turn
@@ -168,6 +174,9 @@ pub(crate) fn drain<H: Handler, T: Transport>(region: &mut Region, handler: &mut
                 handler.on_http_request(region, now, conn, &method, &target)
             }
             Output::Revoked { url, cause } => handler.on_revoked(region, now, &url, cause),
+            Output::ListenerStopped { script, domain, cause } => {
+                handler.on_listener_stopped(region, now, script, &domain, cause)
+            }
         }
     }
 }

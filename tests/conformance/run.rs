@@ -368,6 +368,7 @@ impl Runner {
                         self.strays.push(format!("HttpRequest({conn:?}, {method} {target})"));
                     }
                     Output::Revoked { url, cause } => self.revoked.push((url, cause.reason().to_string())),
+                    Output::ListenerStopped { .. } => {}
                 }
             }
             let next = self.clients.values_mut().find(|c| !c.paused && !c.server_closed && !c.held.is_empty());
@@ -766,6 +767,8 @@ impl Runner {
             "max_header_value" => c.max_header_value = n()?,
             "max_request_head" => c.max_request_head = n()?,
             "handshakes_per_second" => c.handshakes_per_second = Self::int(&value)?,
+            "max_handshakes" => c.max_handshakes = n()?,
+            "busy_grace" => c.busy_grace = d()?,
             _ => return Err(bad(format!("unknown config name `{name}`"))),
         }
         Ok(())

@@ -57,6 +57,8 @@ pub struct Harness {
     pub now: Instant,
     pub clients: HashMap<ConnectionId, Client>,
     pub revoked: Vec<(String, Cause)>,
+    /// Every `Output::ListenerStopped`, as (script, domain, cause).
+    pub stopped: Vec<(Key, String, Cause)>,
     next_conn: u64,
 }
 
@@ -126,12 +128,28 @@ impl Harness {
 
     fn with_region(make: impl FnOnce(Instant) -> Region) -> Harness {
         let now = Instant::now();
-        Harness { region: make(now), now, clients: HashMap::new(), revoked: Vec::new(), next_conn: 1 }
+        Harness {
+            region: make(now),
+            now,
+            clients: HashMap::new(),
+            revoked: Vec::new(),
+            stopped: Vec::new(),
+            next_conn: 1,
+        }
     }
 
     /// Moves the fake clock.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
+    }
+
+    /// Moves the clock and fires every timer due by then, as an embedder does.
+    pub fn advance_and_tick(&mut self, by: Duration) {
+        self.now += by;
+        while self.region.poll_timeout().is_some_and(|at| at <= self.now) {
+            self.region.handle_input(self.now, Input::Timeout).unwrap();
+            self.drain();
+        }
     }
 
     /// Drains every output: transmits are parsed into client frames, closes and
@@ -145,6 +163,7 @@ impl Harness {
                     self.clients.entry(conn).or_default().closed = true;
                 }
                 Output::Revoked { url, cause } => self.revoked.push((url, cause)),
+                Output::ListenerStopped { script, domain, cause } => self.stopped.push((script, domain, cause)),
                 Output::Events(_) | Output::PauseReading(_) | Output::ResumeReading(_) => {}
                 Output::HttpRequest { .. } => panic!("unexpected {output:?}"),
             }

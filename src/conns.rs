@@ -1,0 +1,219 @@
+//! Connections by kind: the table the core routes transport input through.
+//!
+//! A connection starts as a request head being read; what the head turns out
+//! to be decides its kind (a WebSocket session today; HTTP-in, SSE and line
+//! clients join as further kinds of [`Kind`]). The table maps the embedder's
+//! [`ConnectionId`] to a dense, generational [`ConnIdx`] once per input;
+//! everything inside the core (URL sessions, subscribers, waiting lines,
+//! timers) holds the index, so a stale entry can never reach a newer
+//! connection in the same slot.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+use slotmap::SlotMap;
+
+use crate::config::Config;
+use crate::hash::Map;
+use crate::key::Key;
+use crate::session::{ConnectionId, Session};
+
+slotmap::new_key_type! {
+    /// Dense index of a connection.
+    pub(crate) struct ConnIdx;
+}
+
+/// What a connection is, and what it waits for.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// Reading the request head until the deadline.
+    Head { deadline: Instant },
+    /// An `Output::HttpRequest` is out; waiting for `Region::respond` until the deadline.
+    Http { deadline: Instant },
+    /// An open WebSocket session.
+    WebSocket(Box<Session>),
+    /// The server sent a close and waits for the echo until the deadline.
+    Closing { deadline: Instant },
+    /// `Output::Close` was emitted; only unsent bytes remain.
+    Closed,
+}
+
+/// One connection: its kind, and the bytes held in each direction.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: ConnectionId,
+    pub(crate) remote: core::net::IpAddr,
+    pub(crate) kind: Kind,
+    /// Received bytes not yet consumed: a partial head or frame, or input held while paused.
+    pub(crate) inbuf: Vec<u8>,
+    out: VecDeque<Bytes>,
+    pub(crate) out_len: usize,
+    /// An `Output::Transmit` is outstanding.
+    tx_notified: bool,
+    /// The earliest deadline this connection has in the timer heap.
+    pub(crate) timer: Option<Instant>,
+}
+
+impl Conn {
+    /// Queues bytes to write; returns whether the embedder must be told
+    /// (`Output::Transmit` is not already outstanding).
+    pub(crate) fn push_out(&mut self, bytes: Bytes) -> bool {
+        self.out_len += bytes.len();
+        self.out.push_back(bytes);
+        !std::mem::replace(&mut self.tx_notified, true)
+    }
+
+    /// When this connection next needs attention, if ever.
+    pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
+        match &self.kind {
+            Kind::Head { deadline } | Kind::Http { deadline } | Kind::Closing { deadline } => Some(*deadline),
+            Kind::WebSocket(s) => s.deadline(config),
+            Kind::Closed => None,
+        }
+    }
+
+    pub(crate) fn session(&self) -> Option<&Session> {
+        match &self.kind {
+            Kind::WebSocket(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn session_mut(&mut self) -> Option<&mut Session> {
+        match &mut self.kind {
+            Kind::WebSocket(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Every connection of the region.
+#[derive(Debug, Default)]
+pub(crate) struct Conns {
+    slots: SlotMap<ConnIdx, Conn>,
+    ids: Map<ConnectionId, ConnIdx>,
+    /// Session keys (object-scope sessions and region-endpoint contacts) to their connection.
+    keys: Map<Key, ConnIdx>,
+    /// Connections still reading their request head (the SPEC §5 handshake cap).
+    heads: usize,
+}
+
+impl Conns {
+    /// Registers a new connection reading its head. Fails if the id is still in use.
+    pub(crate) fn accept(&mut self, id: ConnectionId, remote: core::net::IpAddr, deadline: Instant) -> Option<ConnIdx> {
+        if let Some(&old) = self.ids.get(&id) {
+            if !matches!(self.slots[old].kind, Kind::Closed) {
+                return None;
+            }
+            // Closed with bytes unsent: the embedder gave up on them.
+            self.remove(old);
+        }
+        let conn = Conn {
+            id,
+            remote,
+            kind: Kind::Head { deadline },
+            inbuf: Vec::new(),
+            out: VecDeque::new(),
+            out_len: 0,
+            tx_notified: false,
+            timer: None,
+        };
+        let idx = self.slots.insert(conn);
+        self.ids.insert(id, idx);
+        self.heads += 1;
+        Some(idx)
+    }
+
+    pub(crate) fn find(&self, id: ConnectionId) -> Option<ConnIdx> {
+        self.ids.get(&id).copied()
+    }
+
+    pub(crate) fn get(&self, idx: ConnIdx) -> Option<&Conn> {
+        self.slots.get(idx)
+    }
+
+    pub(crate) fn get_mut(&mut self, idx: ConnIdx) -> Option<&mut Conn> {
+        self.slots.get_mut(idx)
+    }
+
+    pub(crate) fn session(&self, idx: ConnIdx) -> Option<&Session> {
+        self.slots.get(idx)?.session()
+    }
+
+    pub(crate) fn session_mut(&mut self, idx: ConnIdx) -> Option<&mut Session> {
+        self.slots.get_mut(idx)?.session_mut()
+    }
+
+    /// Moves a connection to another kind, keeping the count of heads being read.
+    /// Returns the kind it had.
+    pub(crate) fn set_kind(&mut self, idx: ConnIdx, kind: Kind) -> Option<Kind> {
+        let conn = self.slots.get_mut(idx)?;
+        let old = std::mem::replace(&mut conn.kind, kind);
+        let (was, is) = (matches!(old, Kind::Head { .. }), matches!(conn.kind, Kind::Head { .. }));
+        self.heads = self.heads + usize::from(is) - usize::from(was);
+        Some(old)
+    }
+
+    pub(crate) fn heads(&self) -> usize {
+        self.heads
+    }
+
+    /// The next bytes to write, in order; `None` when nothing is pending, and
+    /// then a closed connection is forgotten.
+    pub(crate) fn poll_transmit(&mut self, id: ConnectionId) -> Option<Bytes> {
+        let idx = self.find(id)?;
+        let c = &mut self.slots[idx];
+        c.tx_notified = false;
+        if let Some(bytes) = c.out.pop_front() {
+            // Returned at once, so the bytes move straight to the caller.
+            c.out_len -= bytes.len();
+            return Some(bytes);
+        }
+        if matches!(c.kind, Kind::Closed) {
+            self.remove(idx);
+        } else if c.out.capacity() > 8 {
+            // Give back a queue that grew during a burst.
+            c.out = VecDeque::new();
+        }
+        None
+    }
+
+    /// Whether everything queued was taken.
+    pub(crate) fn flushed(&self, idx: ConnIdx) -> bool {
+        self.slots.get(idx).is_some_and(|c| c.out.is_empty())
+    }
+
+    pub(crate) fn remove(&mut self, idx: ConnIdx) -> Option<Conn> {
+        let conn = self.slots.remove(idx)?;
+        self.ids.remove(&conn.id);
+        self.heads -= usize::from(matches!(conn.kind, Kind::Head { .. }));
+        Some(conn)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnIdx, &Conn)> {
+        self.slots.iter()
+    }
+
+    // Session keys.
+
+    pub(crate) fn by_key(&self, key: Key) -> Option<ConnIdx> {
+        self.keys.get(&key).copied()
+    }
+
+    pub(crate) fn bind_key(&mut self, key: Key, idx: ConnIdx) {
+        self.keys.insert(key, idx);
+    }
+
+    pub(crate) fn unbind_key(&mut self, key: Key) {
+        self.keys.remove(&key);
+    }
+
+    pub(crate) fn sessions(&self) -> usize {
+        self.keys.len()
+    }
+}

@@ -1,0 +1,407 @@
+//! Connection input: request heads, WebSocket frames, and the pause and
+//! resume of back-pressure (SPEC §5).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Region;
+use super::scope::Routed;
+use crate::conns::{ConnIdx, Kind};
+use crate::frame::{self, Decoded, Violation};
+use crate::handshake::{self, Parsed, Status};
+use crate::queues::ScriptIdx;
+use crate::script::{Event, EventKind, Text};
+use crate::session::{Headers, Held, Route, Session};
+use crate::urls::Resolved;
+use crate::{Output, envelope, url};
+
+/// Room for an envelope head (`to,<key>,<domain>,`) on top of the message cap.
+const ENVELOPE_HEAD: usize = 3 + 37 + envelope::MAX_DOMAIN_LEN + 1;
+
+/// Why held input is being decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pump {
+    /// New bytes from the transport: a paused session keeps holding them.
+    Read,
+    /// The script made room: decode what is held while the queue has room.
+    Resume,
+    /// The peer is gone: deliver everything held, past the queue limit.
+    Drain,
+}
+
+impl Region {
+    pub(super) fn received(&mut self, now: Instant, idx: ConnIdx, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(idx) else { return };
+        match &mut c.kind {
+            Kind::Head { .. } => {
+                c.inbuf.extend_from_slice(data);
+                self.head(now, idx);
+            }
+            Kind::WebSocket(s) => {
+                s.heard(now);
+                self.pump(idx, data, Pump::Read);
+            }
+            Kind::Closing { .. } => self.pump_closing(idx, data),
+            // A request body or pipelined request waits for `respond`, which closes.
+            Kind::Http { .. } | Kind::Closed => {}
+        }
+    }
+
+    pub(super) fn peer_closed(&mut self, idx: ConnIdx) {
+        let Some(c) = self.conns.get(idx) else { return };
+        if c.session().is_some() {
+            // What the client sent before it left is delivered, even past a full queue.
+            self.pump(idx, &[], Pump::Drain);
+            self.end_session(idx, Some((1006, "connection lost")));
+        }
+    }
+
+    /// A request head is complete (or refused): decide what the connection becomes.
+    fn head(&mut self, now: Instant, idx: ConnIdx) {
+        let Some(c) = self.conns.get_mut(idx) else { return };
+        let buf = std::mem::take(&mut c.inbuf);
+        let remote = c.remote;
+        let (request, head_len) = match handshake::parse(&buf, &self.config) {
+            Parsed::Partial => {
+                c.inbuf = buf;
+                return;
+            }
+            Parsed::Refused(status) => return self.refuse(idx, status),
+            Parsed::Complete(request, len) => (request, len),
+        };
+        if !self.rate.allow(now, remote) {
+            return self.refuse(idx, Status::TooManyRequests);
+        }
+        if self.config.serve_other_paths && !request.path.starts_with(url::PATH_PREFIX) {
+            // Answered by `respond`, which closes; until then the handshake timer runs.
+            self.conns.set_kind(idx, Kind::Http { deadline: now + self.config.handshake_timeout });
+            let (method, target) = (request.method.to_string(), request.path.to_string());
+            let id = self.conns.get(idx).map(|c| c.id).expect("connection just seen");
+            self.outputs.push_back(Output::HttpRequest { conn: id, method, target });
+            return;
+        }
+        let Some((target, resolved)) = request.target.and_then(|t| Some((t, self.urls.resolve(t.cap)?))) else {
+            return self.refuse(idx, Status::NotFound);
+        };
+        let ws_key = match request.upgrade {
+            Ok(key) => key,
+            Err(status) => return self.refuse(idx, status),
+        };
+        let headers = Headers::new([
+            target.path_info,
+            target.query,
+            request.user_agent.unwrap_or(""),
+            request.origin.unwrap_or(""),
+            request.protocol.unwrap_or(""),
+        ]);
+        let (route, max_message) = match resolved {
+            Resolved::Endpoint => {
+                if self.region_sessions >= self.config.region_endpoint_sessions {
+                    return self.refuse(idx, Status::Unavailable);
+                }
+                self.region_sessions += 1;
+                (Route::Region { contacts: Default::default() }, self.config.max_message + ENVELOPE_HEAD)
+            }
+            Resolved::Url(url) => {
+                let Some(record) = self.urls.get_mut(url) else { return self.refuse(idx, Status::NotFound) };
+                if record.sessions.len() >= self.config.sessions_per_url {
+                    return self.refuse(idx, Status::Unavailable);
+                }
+                record.sessions.push(idx);
+                let (queue, max_message) = (record.queue, record.max_message);
+                let key = self.mint_key();
+                self.conns.bind_key(key, idx);
+                (Route::Object { key, url, queue }, max_message)
+            }
+        };
+        let mut session = Session::new(route, max_message, headers, now);
+        // WS_OPEN counts against the script's queue like any event: it waits for room.
+        session.held = session.object().map(|_| Held::Open);
+        self.conns.set_kind(idx, Kind::WebSocket(Box::new(session)));
+        if let Some(c) = self.conns.get_mut(idx) {
+            c.timer = None;
+        }
+        self.queue(idx, Bytes::from(handshake::accept_response(ws_key)));
+        self.arm(idx);
+        // A client may send frames right behind its head.
+        self.pump(idx, &buf[head_len..], Pump::Read);
+    }
+
+    /// Decodes and delivers what a session holds followed by `data`, until
+    /// the input runs out or a script queue it has input for is full.
+    /// Returns whether it stopped on a full queue.
+    pub(super) fn pump(&mut self, idx: ConnIdx, data: &[u8], mode: Pump) -> bool {
+        let Some(c) = self.conns.get_mut(idx) else { return false };
+        let Some(s) = c.session() else { return false };
+        if s.paused && mode == Pump::Read {
+            // At most the chunk read before the pause took effect.
+            c.inbuf.extend_from_slice(data);
+            return true;
+        }
+        let mut held = std::mem::take(&mut c.inbuf);
+        let input: &[u8] = if held.is_empty() {
+            data
+        } else {
+            held.extend_from_slice(data);
+            &held
+        };
+        let mut pos = 0;
+        let mut open = true;
+        let mut waiting = None;
+        while open {
+            if let Some(full) = self.place_held(idx, mode) {
+                waiting = Some(full);
+                break;
+            }
+            if pos >= input.len() {
+                break;
+            }
+            let Some(s) = self.conns.session_mut(idx) else { break };
+            // Object scope waits before decoding, so control frames keep their place too.
+            if let Some((_, _, queue)) = s.object()
+                && mode != Pump::Drain
+                && self.queues.is_full(queue)
+            {
+                waiting = Some(queue);
+                break;
+            }
+            match s.decoder.decode(&input[pos..], s.max_message) {
+                Ok(None) => break,
+                Ok(Some((decoded, used))) => {
+                    pos += used;
+                    open = self.deliver(idx, decoded, mode);
+                }
+                Err(Violation { code, reason }) => {
+                    self.fail(idx, code, reason);
+                    open = false;
+                }
+            }
+        }
+        // Nothing else puts bytes in `inbuf` meanwhile, so it is still the empty
+        // buffer `take` left unless a partial frame must be kept.
+        if open
+            && pos < input.len()
+            && let Some(c) = self.conns.get_mut(idx)
+        {
+            c.inbuf = input[pos..].to_vec();
+        }
+        if let Some(queue) = waiting {
+            self.pause(idx, queue);
+        }
+        waiting.is_some()
+    }
+
+    /// Hands on what the session held back, if there is room now; otherwise
+    /// the queue it still waits for.
+    fn place_held(&mut self, idx: ConnIdx, mode: Pump) -> Option<ScriptIdx> {
+        let s = self.conns.session_mut(idx)?;
+        match s.held.take()? {
+            Held::Open => {
+                let (key, url, queue) = s.object()?;
+                if mode != Pump::Drain && self.queues.is_full(queue) {
+                    s.held = Some(Held::Open);
+                    return Some(queue);
+                }
+                let data = Text::from(s.headers.path_info());
+                self.push_event(
+                    queue,
+                    Some(url),
+                    Event { id: key, kind: EventKind::Open, domain: Text::default(), data },
+                );
+                None
+            }
+            Held::Envelope(text) => match self.route_envelope(idx, &text, mode == Pump::Drain) {
+                Routed::Done => {
+                    if let Some(s) = self.conns.session_mut(idx) {
+                        s.grace = None;
+                    }
+                    None
+                }
+                Routed::Wait(queue) => {
+                    self.conns.session_mut(idx)?.held = Some(Held::Envelope(text));
+                    Some(queue)
+                }
+            },
+        }
+    }
+
+    /// Acts on one decoded frame; returns whether the session is still open.
+    fn deliver(&mut self, idx: ConnIdx, decoded: Decoded, mode: Pump) -> bool {
+        match decoded {
+            Decoded::Text(text) => {
+                let Some(s) = self.conns.session_mut(idx) else { return false };
+                match s.object() {
+                    Some((key, url, queue)) => {
+                        let event =
+                            Event { id: key, kind: EventKind::Text, domain: Text::default(), data: text.into() };
+                        self.push_event(queue, Some(url), event);
+                    }
+                    None => {
+                        if let Routed::Wait(_) = self.route_envelope(idx, &text, mode == Pump::Drain)
+                            && let Some(s) = self.conns.session_mut(idx)
+                        {
+                            // Held until there is room, for at most the busy grace.
+                            s.held = Some(Held::Envelope(text.into_boxed_str()));
+                            s.grace.get_or_insert(self.now + self.config.busy_grace);
+                        }
+                    }
+                }
+                true
+            }
+            Decoded::Ping(payload) => {
+                self.queue(idx, frame::pong(&payload));
+                true
+            }
+            Decoded::Nothing => true,
+            Decoded::Close(code, reason) => {
+                self.queue(idx, code.map_or_else(frame::close_empty, |code| frame::close(code, &reason)));
+                self.end_session(idx, Some((code.unwrap_or(1005), &reason)));
+                self.close_now(idx);
+                false
+            }
+        }
+    }
+
+    /// Marks the session paused (telling the embedder once) and in the waiting line of `queue`.
+    fn pause(&mut self, idx: ConnIdx, queue: ScriptIdx) {
+        let Some(c) = self.conns.get_mut(idx) else { return };
+        let id = c.id;
+        let Some(s) = c.session_mut() else { return };
+        if !std::mem::replace(&mut s.paused, true) {
+            self.outputs.push_back(Output::PauseReading(id));
+        }
+        if s.waiting_on.replace(queue) != Some(queue) {
+            self.queues.wait(queue, idx);
+        }
+        c.timer = None;
+        self.arm(idx);
+    }
+
+    /// Delivers what a paused session holds; the embedder reads again only
+    /// once all of it found room.
+    pub(super) fn resume(&mut self, idx: ConnIdx) {
+        if !self.conns.session(idx).is_some_and(|s| s.paused) {
+            return;
+        }
+        if self.pump(idx, &[], Pump::Resume) {
+            return;
+        }
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(idx) else { return };
+        let id = c.id;
+        let Some(s) = c.session_mut() else { return };
+        s.paused = false;
+        s.grace = None;
+        // Silence while paused was ours, not the client's.
+        s.last_rx = now;
+        self.outputs.push_back(Output::ResumeReading(id));
+        self.arm(idx);
+    }
+
+    /// The busy grace of a held region message ran out: it is answered
+    /// `busy` for the listeners still full, and the rest of the input flows.
+    pub(super) fn grace_over(&mut self, idx: ConnIdx) {
+        let Some(s) = self.conns.session_mut(idx) else { return };
+        s.grace = None;
+        if let Some(Held::Envelope(text)) = s.held.take() {
+            self.route_envelope_after_grace(idx, &text);
+        }
+        if let Some(s) = self.conns.session_mut(idx) {
+            s.waiting_on = None;
+        }
+        self.resume(idx);
+    }
+
+    /// Resumes connections waiting for the script's queue, in the order they
+    /// started waiting, while it has room.
+    pub(super) fn make_room(&mut self, queue: ScriptIdx) {
+        while let Some(idx) = self.queues.next_waiting(queue) {
+            match self.conns.session_mut(idx) {
+                Some(s) if s.waiting_on == Some(queue) => s.waiting_on = None,
+                // It moved on to another queue, or is gone.
+                _ => continue,
+            }
+            // Either it stops paused, or it filled the queue and the loop ends.
+            self.resume(idx);
+        }
+    }
+
+    /// Fails the connection: close frame with the SPEC's code, then close the transport.
+    pub(super) fn fail(&mut self, idx: ConnIdx, code: u16, reason: &str) {
+        self.queue(idx, frame::close(code, reason));
+        self.end_session(idx, Some((code, reason)));
+        self.close_now(idx);
+    }
+
+    /// In `Closing`, only a close (or garbage) from the client matters.
+    fn pump_closing(&mut self, idx: ConnIdx, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(idx) else { return };
+        let mut held = std::mem::take(&mut c.inbuf);
+        held.extend_from_slice(data);
+        let mut decoder = frame::Decoder::default();
+        let mut pos = 0;
+        loop {
+            // Data frames are skipped, so any size is allowed here.
+            match decoder.decode(&held[pos..], usize::MAX) {
+                Ok(Some((Decoded::Close(..), _))) | Err(_) => return self.close_now(idx),
+                Ok(Some((_, used))) => pos += used,
+                Ok(None) => break,
+            }
+        }
+        held.drain(..pos);
+        // A client still streaming a huge frame at us is not worth waiting for.
+        if held.len() > self.config.max_message + frame::MAX_HEADER {
+            return self.close_now(idx);
+        }
+        c.inbuf = held;
+    }
+
+    /// The session stops being the script's: its keys die, it leaves its URL
+    /// or its domains, and listening scripts get `WS_CLOSE` if still live.
+    pub(super) fn end_session(&mut self, idx: ConnIdx, close: Option<(u16, &str)>) {
+        // The caller moves the connection on to `Closing` or `Closed`.
+        let interim = Kind::Closing { deadline: self.now };
+        let Some(Kind::WebSocket(s)) = self.conns.set_kind(idx, interim) else { return };
+        if let Some(c) = self.conns.get_mut(idx) {
+            c.inbuf = Vec::new();
+        }
+        match s.route {
+            Route::Object { key, url, queue } => {
+                self.conns.unbind_key(key);
+                let Some(record) = self.urls.get_mut(url) else { return };
+                record.sessions.retain(|&other| other != idx);
+                if let Some((code, reason)) = close {
+                    let data = Text::from(format!("{code} {reason}"));
+                    self.push_event(
+                        queue,
+                        Some(url),
+                        Event { id: key, kind: EventKind::Close, domain: Text::default(), data },
+                    );
+                }
+            }
+            Route::Region { contacts } => {
+                self.region_sessions -= 1;
+                for contact in contacts.into_vec() {
+                    self.conns.unbind_key(contact.key);
+                    if let Some(entry) = self.router.get_mut(&contact.domain) {
+                        entry.subscribers.retain(|&c| c != idx);
+                    }
+                    if contact.subscribed
+                        && let Some((code, reason)) = close
+                    {
+                        self.close_to_listeners(&contact, code, reason);
+                    }
+                    self.router.prune(&contact.domain);
+                }
+            }
+        }
+    }
+
+    /// Queues an event for a script, telling the embedder once per batch.
+    pub(super) fn push_event(&mut self, queue: ScriptIdx, url: Option<crate::urls::UrlIdx>, event: Event) {
+        if let Some(script) = self.queues.push(queue, url, event) {
+            self.outputs.push_back(Output::Events(script));
+        }
+    }
+}
