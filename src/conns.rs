@@ -15,8 +15,10 @@ use bytes::Bytes;
 use slotmap::SlotMap;
 
 use crate::config::Config;
+use crate::frame;
 use crate::hash::Map;
 use crate::key::Key;
+use crate::script::SendError;
 use crate::session::{ConnectionId, Session};
 
 slotmap::new_key_type! {
@@ -62,6 +64,42 @@ impl Conn {
         self.out_len += bytes.len();
         self.out.push_back(bytes);
         !std::mem::replace(&mut self.tx_notified, true)
+    }
+
+    /// Queues one text message (`msg,<domain>,<text>` when a domain is
+    /// given) if it fits under `limit` outgoing bytes; returns whether the
+    /// embedder must be told, as [`push_out`](Conn::push_out).
+    pub(crate) fn send_text(&mut self, domain: Option<&str>, text: &str, limit: usize) -> Result<bool, SendError> {
+        let head = domain.map_or(0, |d| d.len() + 5);
+        if self.out_len + head + text.len() + frame::MAX_HEADER > limit {
+            return Err(SendError::Busy);
+        }
+        let bytes = match domain {
+            Some(d) => frame::text_parts(&[b"msg,", d.as_bytes(), b",", text.as_bytes()]),
+            None => frame::text(text.as_bytes()),
+        };
+        Ok(self.push_out(bytes))
+    }
+
+    /// Input while the server waits for the close echo: only a close (or
+    /// garbage) matters, data frames are skipped. Returns whether to close now.
+    pub(crate) fn closing_input(&mut self, data: &[u8], max_message: usize) -> bool {
+        let mut held = std::mem::take(&mut self.inbuf);
+        held.extend_from_slice(data);
+        let mut decoder = frame::Decoder::default();
+        let mut pos = 0;
+        loop {
+            // Data frames are skipped, so any size is allowed here.
+            match decoder.decode(&held[pos..], usize::MAX) {
+                Ok(Some((frame::Decoded::Close(..), _))) | Err(_) => return true,
+                Ok(Some((_, used))) => pos += used,
+                Ok(None) => break,
+            }
+        }
+        held.drain(..pos);
+        self.inbuf = held;
+        // A client still streaming a huge frame at us is not worth waiting for.
+        self.inbuf.len() > max_message + frame::MAX_HEADER
     }
 
     /// When this connection next needs attention, if ever.

@@ -84,6 +84,18 @@ pub(crate) fn accept_response(key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A complete `Connection: close` response with `body`.
+pub(crate) fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut response = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason_phrase(status),
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(body);
+    response
+}
+
 /// What a complete request head says, once it passed the size limits.
 #[derive(Debug)]
 pub(crate) struct Request<'a> {

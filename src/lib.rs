@@ -27,26 +27,57 @@
 //!
 //! Back-pressure is explicit at both ends. Outgoing bytes stay in the core
 //! until the embedder takes them, so a client that does not read fills its
-//! buffer and `llWebsocketSend` returns [`SendError::Busy`]. A full script
-//! queue pauses reading of object-scope sessions ([`Output::PauseReading`]);
-//! draining it resumes them. Nothing is dropped silently.
+//! buffer and `llWebsocketSend` returns [`SendError::Busy`]. Every event a
+//! client causes (`WS_OPEN`, `WS_TEXT`, `WS_CLOSE`) counts against its
+//! script's queue: when it is full, the connection is paused
+//! ([`Output::PauseReading`]) and its input held until the script drains.
+//! A region-scope message waits so for at most [`Config::busy_grace`] before
+//! it is answered `err,<domain>,busy`. Nothing is dropped silently.
 //!
-//! Inside, the modules follow the SPEC's concepts: [`handshake`] (request
-//! heads, via `httparse`), `frame` (client frames via tungstenite's
-//! `FrameHeader`, caps checked from the header before any payload is held,
-//! UTF-8 validated across fragments), [`session`] (one connection, its
-//! buffers and timer), [`script`] (events, send and close results),
-//! [`lifecycle`] (revocation causes), [`envelope`] and `routing` (region
-//! scope), [`clep`] (the CLEP channel hash), [`url`], [`key`], [`entropy`] and
-//! [`config`]. An idle session holds no buffers: partial frames and queued
-//! bytes are allocated only while pending.
+//! ### Inside the core
+//!
+//! [`Region`] is a thin coordinator in the manner of str0m's `Rtc`: each
+//! part owns its state and answers small questions, and the coordinator
+//! routes an input to the part it concerns, lends parts to each other as
+//! arguments, and turns what they decide into [`Output`]s. The parts, each a
+//! module named for its SPEC concept:
+//!
+//! | part | owns |
+//! |---|---|
+//! | `urls` | capability URLs: grants and their checks, the budget, the region endpoint's capability (§2–§4) |
+//! | `conns` | connections by kind (request head, WebSocket session, plain HTTP, closing), the embedder's ids and session keys mapped to dense indices, the bytes held each way, the handshake cap (§5) |
+//! | [`session`] | one WebSocket session: its route, frame decoder, readable headers, idle and pause state |
+//! | `queues` | script event queues, the lines of connections waiting for room, the busy-grace stall mark (§5) |
+//! | `routing` | region scope: domains to listeners and subscribers, each client's contacts (§6) |
+//! | `rate` | the handshake rate limit, keyed from the region's entropy (§5) |
+//! | `timers` | one heap of per-connection deadlines, folded into [`Region::poll_timeout`] |
+//!
+//! The coordinator's own impl is split by API area under `region/`: transport
+//! input and polling, connection input (heads, frames, pause and resume),
+//! script calls, lifecycle and revocation, the region-scope envelope. A
+//! connection's kind is decided once its request head is read, so HTTP-in,
+//! server-sent events and line clients can join as further kinds without
+//! touching the others. Inside the core, connections, scripts and URL grants
+//! are addressed by generational indices (`slotmap`): one hash lookup per
+//! input (the embedder's [`ConnectionId`], a script's [`Key`]), then indices,
+//! and a stale index can never reach a newer occupant of its slot.
+//!
+//! The wire-level modules: [`handshake`] (request heads, via `httparse`),
+//! `frame` (client frames via tungstenite's `FrameHeader`, caps checked from
+//! the header before any payload is held, UTF-8 validated across fragments),
+//! [`envelope`] (§6 frames), [`clep`] (the CLEP channel hash), [`url`]; and
+//! [`script`] (what a script sees: events, send and close results),
+//! [`lifecycle`] (revocation causes), [`key`], [`entropy`] and [`config`]. An
+//! idle session holds no buffers: partial frames and queued bytes are
+//! allocated only while pending.
 //!
 //! Randomness comes from the [`Entropy`] passed to [`Region::new`]: a
 //! [`SeededEntropy`] makes a run reproducible (same inputs, same URLs, keys
-//! and bytes); embedders on the internet pass an OS CSPRNG. Maps use a fixed
-//! hasher (no hidden randomness; every key is minted by the core or chosen
-//! by the embedder, and remote addresses are bucketed).
-//!
+//! and bytes); embedders on the internet pass an OS CSPRNG. Maps use
+//! foldhash with a fixed seed where the core or the embedder chose the keys,
+//! and a seed drawn from the [`Entropy`] where the network does (remote
+//! addresses), so no hidden randomness enters and no chosen flood collides.
+
 //! ## LSL to Rust
 //!
 //! | LSL (proposed) | Rust |

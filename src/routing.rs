@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use crate::clep;
 use crate::conns::ConnIdx;
+use crate::envelope::{ClientFrame, ErrorWord};
 use crate::hash::Map;
 use crate::key::Key;
-use crate::urls::UrlIdx;
+use crate::queues::{Queues, ScriptIdx};
+use crate::urls::{UrlIdx, Urls};
 
 /// Everything routed to one domain.
 #[derive(Debug)]
@@ -78,6 +80,122 @@ impl Router {
     pub(crate) fn with_hash(hash: fn(&str) -> i32) -> Router {
         Router { buckets: Map::default(), hash }
     }
+}
+
+/// How a frame treats full listener queues (SPEC §5 busy grace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Wait for a full queue, unless it is stalled.
+    Wait,
+    /// The grace ran out (or there is none): full queues are answered
+    /// `busy` and marked stalled.
+    GraceOver,
+    /// The client is gone: deliver past the limit.
+    PastLimit,
+}
+
+/// A listening grant and the queue of its script.
+pub(crate) type Listener = (UrlIdx, ScriptIdx);
+
+/// What one client frame comes to, decided from the tables alone; the
+/// coordinator carries it out.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Nothing to do: a repeated `sub`, an `uns` of a domain not subscribed.
+    Nothing,
+    /// Answer `err,<domain>,<word>`.
+    Refuse(ErrorWord),
+    /// Hold the frame until this full queue has room.
+    Wait(ScriptIdx),
+    /// Subscribe the client; each listener gets `WS_OPEN`.
+    Subscribe(Vec<Listener>),
+    /// End the client's subscription; listeners get `WS_CLOSE`.
+    Unsubscribe,
+    /// `WS_TEXT` to each listener in `to`; then `err,…,too-large` and
+    /// `err,…,busy` if some listeners were skipped for that.
+    Deliver { to: Vec<Listener>, too_large: bool, busy: bool },
+}
+
+impl Router {
+    /// The script's listening grant on `domain`, if it has one.
+    pub(crate) fn listener(&self, urls: &Urls, script: Key, domain: &str) -> Option<UrlIdx> {
+        self.get(domain)?.listeners.iter().copied().find(|&id| urls.get(id).is_some_and(|u| u.script == script))
+    }
+
+    /// Decides what a client frame comes to, given the client's contacts
+    /// and at most `subscriptions` subscriptions per client. With
+    /// [`Room::GraceOver`] the full queues it meets are marked stalled.
+    pub(crate) fn plan(
+        &self,
+        frame: &ClientFrame<'_>,
+        contacts: &Contacts,
+        subscriptions: usize,
+        urls: &Urls,
+        queues: &mut Queues,
+        room: Room,
+    ) -> Plan {
+        let domain = frame.domain();
+        let listeners: Vec<Listener> = self
+            .get(domain)
+            .map(|d| d.listeners.iter().filter_map(|&id| Some((id, urls.get(id)?.queue))).collect())
+            .unwrap_or_default();
+        let subscribed = contacts.find(domain).is_some_and(|c| c.subscribed);
+        match frame {
+            ClientFrame::Sub { .. } if listeners.is_empty() => Plan::Refuse(ErrorWord::NoListener),
+            ClientFrame::Sub { .. } if subscribed => Plan::Nothing,
+            ClientFrame::Sub { .. } if contacts.subscriptions() >= subscriptions => Plan::Refuse(ErrorWord::Busy),
+            ClientFrame::Sub { .. } => match wait_for(&listeners, queues, room) {
+                Some(queue) => Plan::Wait(queue),
+                // Every WS_OPEN must find room: a stalled listener refuses the `sub`.
+                None if room != Room::PastLimit && listeners.iter().any(|l| queues.is_full(l.1)) => {
+                    Plan::Refuse(ErrorWord::Busy)
+                }
+                None => Plan::Subscribe(listeners),
+            },
+            ClientFrame::Uns { .. } if !subscribed => Plan::Nothing,
+            // A client's `uns` is never refused: its WS_CLOSE goes out even to a stalled queue.
+            ClientFrame::Uns { .. } => wait_for(&listeners, queues, room).map_or(Plan::Unsubscribe, Plan::Wait),
+            ClientFrame::Msg { payload, .. } | ClientFrame::To { payload, .. } => {
+                let object = match frame {
+                    ClientFrame::To { object, .. } => Some(*object),
+                    _ => None,
+                };
+                let chosen: Vec<Listener> = listeners
+                    .into_iter()
+                    .filter(|(id, _)| object.is_none_or(|o| urls.get(*id).is_some_and(|u| u.object == o)))
+                    .collect();
+                if chosen.is_empty() {
+                    return Plan::Refuse(ErrorWord::NoListener);
+                }
+                // A listener the payload is too large for needs no room.
+                let fits = |(id, _): &Listener| urls.get(*id).is_some_and(|u| payload.len() <= u.max_message);
+                let fitting: Vec<Listener> = chosen.iter().copied().filter(fits).collect();
+                if let Some(queue) = wait_for(&fitting, queues, room) {
+                    return Plan::Wait(queue);
+                }
+                let too_large = fitting.len() < chosen.len();
+                let (to, full): (Vec<Listener>, Vec<Listener>) =
+                    fitting.into_iter().partition(|l| room == Room::PastLimit || !queues.is_full(l.1));
+                Plan::Deliver { to, too_large, busy: !full.is_empty() }
+            }
+        }
+    }
+}
+
+/// The first full queue among `listeners` a frame must wait for; with
+/// [`Room::GraceOver`], full queues are marked stalled instead.
+fn wait_for(listeners: &[Listener], queues: &mut Queues, room: Room) -> Option<ScriptIdx> {
+    for &(_, queue) in listeners {
+        if !queues.is_full(queue) {
+            continue;
+        }
+        match room {
+            Room::Wait if !queues.is_stalled(queue) => return Some(queue),
+            Room::GraceOver => queues.stall(queue),
+            Room::Wait | Room::PastLimit => {}
+        }
+    }
+    None
 }
 
 /// A domain a region-endpoint client has addressed, and the session key

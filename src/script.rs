@@ -239,6 +239,19 @@ pub enum CloseError {
     ReasonTooLong(usize),
 }
 
+impl CloseError {
+    /// Checks a script's close code (1000 or 3000..=4999) and reason (at most 123 bytes).
+    pub(crate) fn check(code: u16, reason: &str) -> Result<(), CloseError> {
+        if code != 1000 && !(3000..=4999).contains(&code) {
+            return Err(CloseError::BadCode(code));
+        }
+        if reason.len() > 123 {
+            return Err(CloseError::ReasonTooLong(reason.len()));
+        }
+        Ok(())
+    }
+}
+
 /// Why `llReleaseWebsocket` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ReleaseError {

@@ -5,9 +5,11 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::frame::Decoder;
+use crate::handshake::Request;
 use crate::key::Key;
 use crate::queues::ScriptIdx;
 use crate::routing::Contacts;
+use crate::url::Target;
 use crate::urls::UrlIdx;
 
 /// The embedder's name for one transport connection (a socket, a slab index).
@@ -29,6 +31,17 @@ pub(crate) const STORED_HEADERS: [&str; 5] =
 impl Headers {
     pub(crate) fn new(values: [&str; 5]) -> Headers {
         Headers(values.join("\0").into_boxed_str())
+    }
+
+    /// The headers of a WebSocket request for `target`.
+    pub(crate) fn of(target: &Target<'_>, request: &Request<'_>) -> Headers {
+        Headers::new([
+            target.path_info,
+            target.query,
+            request.user_agent.unwrap_or(""),
+            request.origin.unwrap_or(""),
+            request.protocol.unwrap_or(""),
+        ])
     }
 
     pub(crate) fn get(&self, index: usize) -> &str {
@@ -112,6 +125,14 @@ impl Session {
     pub(crate) fn heard(&mut self, now: Instant) {
         self.last_rx = now;
         self.ping_sent = None;
+    }
+
+    /// Every session key the session is known by (one per contacted domain on the region endpoint).
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        match &self.route {
+            Route::Object { key, .. } => vec![*key],
+            Route::Region { contacts } => contacts.iter().map(|c| c.key).collect(),
+        }
     }
 
     /// The object-scope route, if this is one.

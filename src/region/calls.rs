@@ -12,7 +12,7 @@ use crate::lifecycle::Cause;
 use crate::script::{CloseError, Event, EventKind, ReleaseError, SendError, Text, WebsocketRequest};
 use crate::session::Route;
 use crate::url;
-use crate::urls::{Resolved, UrlIdx};
+use crate::urls::Resolved;
 
 impl Region {
     /// `llRequestWebsocket`: returns the request key at once; the answer comes
@@ -68,7 +68,7 @@ impl Region {
     /// to a domain that lost its last listener get `uns,<domain>`.
     pub fn release_domain(&mut self, now: Instant, script: Key, domain: &str) -> Result<(), ReleaseError> {
         self.now = self.now.max(now);
-        let id = self.listener(script, domain).ok_or(ReleaseError::UnknownUrl)?;
+        let id = self.router.listener(&self.urls, script, domain).ok_or(ReleaseError::UnknownUrl)?;
         self.revoke(id, Cause::Released);
         Ok(())
     }
@@ -86,7 +86,7 @@ impl Region {
             }
             Route::Region { contacts } => {
                 let contact = contacts.by_key(session).ok_or(SendError::NoSession)?;
-                let id = self.listener(script, &contact.domain).ok_or(SendError::NoSession)?;
+                let id = self.router.listener(&self.urls, script, &contact.domain).ok_or(SendError::NoSession)?;
                 (self.urls.get(id).map_or(0, |u| u.max_message), Some(contact.domain.clone()))
             }
         };
@@ -94,15 +94,7 @@ impl Region {
             return Err(SendError::TooLarge);
         }
         let c = self.conns.get_mut(idx).ok_or(SendError::NoSession)?;
-        let head = domain.as_ref().map_or(0, |d| d.len() + 5);
-        if c.out_len + head + text.len() + frame::MAX_HEADER > self.config.outgoing_buffer {
-            return Err(SendError::Busy);
-        }
-        let bytes = match &domain {
-            Some(d) => frame::text_parts(&[b"msg,", d.as_bytes(), b",", text.as_bytes()]),
-            None => frame::text(text.as_bytes()),
-        };
-        if c.push_out(bytes) {
+        if c.send_text(domain.as_deref(), text, self.config.outgoing_buffer)? {
             self.outputs.push_back(Output::Transmit(c.id));
         }
         Ok(())
@@ -115,7 +107,7 @@ impl Region {
     /// `too slow` rather than skipped, so no client silently misses a message.
     /// Returns how many clients it was queued for.
     pub fn websocket_broadcast(&mut self, script: Key, domain: &str, text: &str) -> Result<usize, SendError> {
-        let id = self.listener(script, domain).ok_or(SendError::BadDomain)?;
+        let id = self.router.listener(&self.urls, script, domain).ok_or(SendError::BadDomain)?;
         if self.urls.get(id).is_none_or(|u| text.len() > u.max_message) {
             return Err(SendError::TooLarge);
         }
@@ -150,12 +142,7 @@ impl Region {
         reason: &str,
     ) -> Result<(), CloseError> {
         self.now = self.now.max(now);
-        if code != 1000 && !(3000..=4999).contains(&code) {
-            return Err(CloseError::BadCode(code));
-        }
-        if reason.len() > 123 {
-            return Err(CloseError::ReasonTooLong(reason.len()));
-        }
+        CloseError::check(code, reason)?;
         let (idx, domain) = self.own_session(script, session).ok_or(CloseError::NoSession)?;
         match domain {
             Some(domain) => {
@@ -181,9 +168,10 @@ impl Region {
         let Some(s) = c.session() else { return String::new() };
         match (name, &s.route) {
             ("x-script-url", Route::Object { url, .. }) => self.urls.get(*url).map(|u| u.url.clone()),
-            ("x-script-url", Route::Region { .. }) => {
-                domain.and_then(|d| self.listener(script, &d)).and_then(|id| self.urls.get(id)).map(|u| u.url.clone())
-            }
+            ("x-script-url", Route::Region { .. }) => domain
+                .and_then(|d| self.router.listener(&self.urls, script, &d))
+                .and_then(|id| self.urls.get(id))
+                .map(|u| u.url.clone()),
             ("x-remote-ip", _) => Some(c.remote.to_string()),
             _ => s.headers.named(name).map(str::to_string),
         }
@@ -223,19 +211,9 @@ impl Region {
             Route::Object { url, .. } => (self.urls.get(*url)?.script == script).then_some((idx, None)),
             Route::Region { contacts } => {
                 let contact = contacts.by_key(session)?;
-                self.listener(script, &contact.domain)?;
+                self.router.listener(&self.urls, script, &contact.domain)?;
                 Some((idx, Some(contact.domain.clone())))
             }
         }
-    }
-
-    /// The script's listening grant on `domain`, if it has one.
-    pub(super) fn listener(&self, script: Key, domain: &str) -> Option<UrlIdx> {
-        self.router
-            .get(domain)?
-            .listeners
-            .iter()
-            .copied()
-            .find(|&id| self.urls.get(id).is_some_and(|u| u.script == script))
     }
 }

@@ -6,11 +6,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::Region;
-use super::scope::Routed;
 use crate::conns::{ConnIdx, Kind};
 use crate::frame::{self, Decoded, Violation};
 use crate::handshake::{self, Parsed, Status};
 use crate::queues::ScriptIdx;
+use crate::routing::Room;
 use crate::script::{Event, EventKind, Text};
 use crate::session::{Headers, Held, Route, Session};
 use crate::urls::Resolved;
@@ -42,7 +42,11 @@ impl Region {
                 s.heard(now);
                 self.pump(idx, data, Pump::Read);
             }
-            Kind::Closing { .. } => self.pump_closing(idx, data),
+            Kind::Closing { .. } => {
+                if c.closing_input(data, self.config.max_message) {
+                    self.close_now(idx);
+                }
+            }
             // A request body or pipelined request waits for `respond`, which closes.
             Kind::Http { .. } | Kind::Closed => {}
         }
@@ -88,13 +92,7 @@ impl Region {
             Ok(key) => key,
             Err(status) => return self.refuse(idx, status),
         };
-        let headers = Headers::new([
-            target.path_info,
-            target.query,
-            request.user_agent.unwrap_or(""),
-            request.origin.unwrap_or(""),
-            request.protocol.unwrap_or(""),
-        ]);
+        let headers = Headers::of(&target, &request);
         let (route, max_message) = match resolved {
             Resolved::Endpoint => {
                 if self.region_sessions >= self.config.region_endpoint_sessions {
@@ -211,18 +209,26 @@ impl Region {
                 );
                 None
             }
-            Held::Envelope(text) => match self.route_envelope(idx, &text, mode == Pump::Drain) {
-                Routed::Done => {
-                    if let Some(s) = self.conns.session_mut(idx) {
-                        s.grace = None;
-                    }
+            Held::Envelope(text) => match self.route_envelope(idx, &text, self.room(mode)) {
+                None => {
+                    self.conns.session_mut(idx)?.grace = None;
                     None
                 }
-                Routed::Wait(queue) => {
+                Some(queue) => {
                     self.conns.session_mut(idx)?.held = Some(Held::Envelope(text));
                     Some(queue)
                 }
             },
+        }
+    }
+
+    /// How a region-scope frame decoded in `mode` treats full listener queues.
+    fn room(&self, mode: Pump) -> Room {
+        match mode {
+            Pump::Drain => Room::PastLimit,
+            // No grace configured: a full listener is answered `busy` at once.
+            _ if self.config.busy_grace.is_zero() => Room::GraceOver,
+            _ => Room::Wait,
         }
     }
 
@@ -238,7 +244,7 @@ impl Region {
                         self.push_event(queue, Some(url), event);
                     }
                     None => {
-                        if let Routed::Wait(_) = self.route_envelope(idx, &text, mode == Pump::Drain)
+                        if self.route_envelope(idx, &text, self.room(mode)).is_some()
                             && let Some(s) = self.conns.session_mut(idx)
                         {
                             // Held until there is room, for at most the busy grace.
@@ -305,7 +311,7 @@ impl Region {
         let Some(s) = self.conns.session_mut(idx) else { return };
         s.grace = None;
         if let Some(Held::Envelope(text)) = s.held.take() {
-            self.route_envelope_after_grace(idx, &text);
+            self.route_envelope(idx, &text, Room::GraceOver);
         }
         if let Some(s) = self.conns.session_mut(idx) {
             s.waiting_on = None;
@@ -332,29 +338,6 @@ impl Region {
         self.queue(idx, frame::close(code, reason));
         self.end_session(idx, Some((code, reason)));
         self.close_now(idx);
-    }
-
-    /// In `Closing`, only a close (or garbage) from the client matters.
-    fn pump_closing(&mut self, idx: ConnIdx, data: &[u8]) {
-        let Some(c) = self.conns.get_mut(idx) else { return };
-        let mut held = std::mem::take(&mut c.inbuf);
-        held.extend_from_slice(data);
-        let mut decoder = frame::Decoder::default();
-        let mut pos = 0;
-        loop {
-            // Data frames are skipped, so any size is allowed here.
-            match decoder.decode(&held[pos..], usize::MAX) {
-                Ok(Some((Decoded::Close(..), _))) | Err(_) => return self.close_now(idx),
-                Ok(Some((_, used))) => pos += used,
-                Ok(None) => break,
-            }
-        }
-        held.drain(..pos);
-        // A client still streaming a huge frame at us is not worth waiting for.
-        if held.len() > self.config.max_message + frame::MAX_HEADER {
-            return self.close_now(idx);
-        }
-        c.inbuf = held;
     }
 
     /// The session stops being the script's: its keys die, it leaves its URL
@@ -384,15 +367,7 @@ impl Region {
                 self.region_sessions -= 1;
                 for contact in contacts.into_vec() {
                     self.conns.unbind_key(contact.key);
-                    if let Some(entry) = self.router.get_mut(&contact.domain) {
-                        entry.subscribers.retain(|&c| c != idx);
-                    }
-                    if contact.subscribed
-                        && let Some((code, reason)) = close
-                    {
-                        self.close_to_listeners(&contact, code, reason);
-                    }
-                    self.router.prune(&contact.domain);
+                    self.leave_domain(idx, &contact, close);
                 }
             }
         }

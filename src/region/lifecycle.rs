@@ -116,14 +116,8 @@ impl Region {
     fn silence(&mut self, idx: ConnIdx) -> bool {
         let Some(c) = self.conns.get(idx) else { return false };
         let Some(s) = c.session() else { return false };
-        let (id, paused) = (c.id, s.paused);
-        let keys: Vec<Key> = match &s.route {
-            Route::Object { key, .. } => vec![*key],
-            Route::Region { contacts } => {
-                self.region_sessions -= 1;
-                contacts.iter().map(|c| c.key).collect()
-            }
-        };
+        let (id, paused, keys) = (c.id, s.paused, s.keys());
+        self.region_sessions -= usize::from(s.contacts().is_some());
         for key in keys {
             self.conns.unbind_key(key);
         }

@@ -3,8 +3,8 @@
 //! gathers their outputs.
 //!
 //! Its impl is split by API area: transport input and polling here,
-//! connection input in [`input`], script calls in [`calls`], lifecycle and
-//! revocation in [`lifecycle`], the region-scope envelope in [`scope`].
+//! connection input in `input`, script calls in `calls`, lifecycle and
+//! revocation in `lifecycle`, the region-scope envelope in `scope`.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -265,14 +265,7 @@ impl Region {
             .find(conn)
             .filter(|&idx| matches!(self.conns.get(idx).map(|c| &c.kind), Some(Kind::Http { .. })))
             .ok_or(InputError::UnknownConnection(conn))?;
-        let mut response = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            handshake::reason_phrase(status),
-            body.len()
-        )
-        .into_bytes();
-        response.extend_from_slice(body);
-        self.queue(idx, Bytes::from(response));
+        self.queue(idx, Bytes::from(handshake::response(status, content_type, body)));
         self.close_now(idx);
         Ok(())
     }
