@@ -48,9 +48,10 @@ pub(crate) struct Conn {
     pub(crate) remote: core::net::IpAddr,
     pub(crate) kind: Kind,
     /// Received bytes not yet consumed: a partial head or frame, or input held while paused.
-    pub(crate) inbuf: Vec<u8>,
+    pub(crate) inbuf: Inbuf,
     out: VecDeque<Bytes>,
-    pub(crate) out_len: usize,
+    /// Bytes in `out` (u32 keeps an idle connection small; it saturates, far above any buffer limit).
+    out_len: u32,
     /// An `Output::Transmit` is outstanding.
     tx_notified: bool,
     /// The earliest deadline this connection has in the timer heap.
@@ -61,17 +62,23 @@ impl Conn {
     /// Queues bytes to write; returns whether the embedder must be told
     /// (`Output::Transmit` is not already outstanding).
     pub(crate) fn push_out(&mut self, bytes: Bytes) -> bool {
-        self.out_len += bytes.len();
+        self.out_len = self.out_len.saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
         self.out.push_back(bytes);
         !std::mem::replace(&mut self.tx_notified, true)
+    }
+
+    /// Bytes queued and not yet taken by the embedder.
+    pub(crate) fn out_len(&self) -> usize {
+        self.out_len as usize
     }
 
     /// Queues one text message (`msg,<domain>,<text>` when a domain is
     /// given) if it fits under `limit` outgoing bytes; returns whether the
     /// embedder must be told, as [`push_out`](Conn::push_out).
+    #[inline]
     pub(crate) fn send_text(&mut self, domain: Option<&str>, text: &str, limit: usize) -> Result<bool, SendError> {
         let head = domain.map_or(0, |d| d.len() + 5);
-        if self.out_len + head + text.len() + frame::MAX_HEADER > limit {
+        if self.out_len() + head + text.len() + frame::MAX_HEADER > limit {
             return Err(SendError::Busy);
         }
         let bytes = match domain {
@@ -84,7 +91,7 @@ impl Conn {
     /// Input while the server waits for the close echo: only a close (or
     /// garbage) matters, data frames are skipped. Returns whether to close now.
     pub(crate) fn closing_input(&mut self, data: &[u8], max_message: usize) -> bool {
-        let mut held = std::mem::take(&mut self.inbuf);
+        let mut held = self.inbuf.take();
         held.extend_from_slice(data);
         let mut decoder = frame::Decoder::default();
         let mut pos = 0;
@@ -96,10 +103,10 @@ impl Conn {
                 Ok(None) => break,
             }
         }
-        held.drain(..pos);
-        self.inbuf = held;
         // A client still streaming a huge frame at us is not worth waiting for.
-        self.inbuf.len() > max_message + frame::MAX_HEADER
+        let too_long = held.len() - pos > max_message + frame::MAX_HEADER;
+        self.inbuf.set(&held[pos..]);
+        too_long
     }
 
     /// When this connection next needs attention, if ever.
@@ -123,6 +130,35 @@ impl Conn {
             Kind::WebSocket(s) => Some(s),
             _ => None,
         }
+    }
+}
+
+/// Received bytes held between inputs. A boxed slice rather than a `Vec`:
+/// every connection has one and almost always empty, so the capacity word
+/// is worth saving; a partial frame is rare enough to pay a reallocation.
+#[derive(Debug, Default)]
+pub(crate) struct Inbuf(Box<[u8]>);
+
+impl Inbuf {
+    /// Takes the bytes out, leaving it empty.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0).into_vec()
+    }
+
+    /// Appends `data`.
+    pub(crate) fn extend(&mut self, data: &[u8]) {
+        let mut bytes = self.take();
+        bytes.extend_from_slice(data);
+        self.0 = bytes.into_boxed_slice();
+    }
+
+    /// Holds exactly `data`.
+    pub(crate) fn set(&mut self, data: &[u8]) {
+        self.0 = data.into();
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0 = Box::default();
     }
 }
 
@@ -151,7 +187,7 @@ impl Conns {
             id,
             remote,
             kind: Kind::Head { deadline },
-            inbuf: Vec::new(),
+            inbuf: Inbuf::default(),
             out: VecDeque::new(),
             out_len: 0,
             tx_notified: false,
@@ -199,13 +235,14 @@ impl Conns {
 
     /// The next bytes to write, in order; `None` when nothing is pending, and
     /// then a closed connection is forgotten.
+    #[inline]
     pub(crate) fn poll_transmit(&mut self, id: ConnectionId) -> Option<Bytes> {
         let idx = self.find(id)?;
-        let c = &mut self.slots[idx];
+        let c = self.slots.get_mut(idx)?;
         c.tx_notified = false;
         if let Some(bytes) = c.out.pop_front() {
             // Returned at once, so the bytes move straight to the caller.
-            c.out_len -= bytes.len();
+            c.out_len = c.out_len.saturating_sub(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
             return Some(bytes);
         }
         if matches!(c.kind, Kind::Closed) {

@@ -93,6 +93,7 @@ impl Queues {
 
     /// Queues an event; returns the script's key when the embedder must be
     /// told (`Output::Events` for the script is not outstanding yet).
+    #[inline]
     pub(crate) fn push(&mut self, idx: ScriptIdx, url: Option<UrlIdx>, event: Event) -> Option<Key> {
         let queue = self.slots.get_mut(idx)?;
         queue.events.push_back((event, url));
@@ -106,20 +107,23 @@ impl Queues {
         }
     }
 
-    /// The script's next event. Clears its notice, so the next push notifies again.
-    pub(crate) fn pop(&mut self, script: Key) -> Option<Event> {
-        let queue = self.slots.get_mut(*self.index.get(&script)?)?;
+    /// The next event of the queue at `idx`. Clears its notice, so the next
+    /// push notifies again.
+    #[inline]
+    pub(crate) fn pop(&mut self, idx: ScriptIdx) -> Option<Event> {
+        let queue = self.slots.get_mut(idx)?;
         queue.notified = false;
         let event = queue.events.pop_front().map(|(event, _)| event);
-        if queue.events.len() < self.capacity {
+        if queue.stalled && queue.events.len() < self.capacity {
             queue.stalled = false;
         }
         event
     }
 
-    /// Whether the script has connections waiting for room.
-    pub(crate) fn has_waiting(&self, script: Key) -> bool {
-        self.find(script).and_then(|idx| self.slots.get(idx)).is_some_and(|q| !q.waiting.is_empty())
+    /// Whether connections wait for room in the queue at `idx`.
+    #[inline]
+    pub(crate) fn has_waiting(&self, idx: ScriptIdx) -> bool {
+        self.slots.get(idx).is_some_and(|q| !q.waiting.is_empty())
     }
 
     /// The next connection waiting for the script, if the queue has room for it.

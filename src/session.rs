@@ -73,8 +73,8 @@ pub(crate) enum Route {
 pub(crate) enum Held {
     /// The session's `WS_OPEN` (object scope: the handshake found the queue full).
     Open,
-    /// A region-scope envelope frame, waiting at most the busy grace.
-    Envelope(Box<str>),
+    /// A region-scope envelope frame, waiting until `until` (the busy grace) at most.
+    Envelope { text: Box<str>, until: Instant },
 }
 
 /// An open WebSocket session.
@@ -85,15 +85,16 @@ pub(crate) struct Session {
     pub(crate) max_message: usize,
     pub(crate) decoder: Decoder,
     pub(crate) headers: Headers,
+    /// When the client was last heard from, or when the server pinged it.
     pub(crate) last_rx: Instant,
-    pub(crate) ping_sent: Option<Instant>,
+    /// A ping is out and unanswered: the next deadline ends the session.
+    pub(crate) pinged: bool,
     /// Reading is paused: a script queue this session has input for is full.
     pub(crate) paused: bool,
     /// The script queue whose waiting line lists this session, if any.
     pub(crate) waiting_on: Option<ScriptIdx>,
-    pub(crate) held: Option<Held>,
-    /// While a region-scope message waits: when it gives up and answers `busy`.
-    pub(crate) grace: Option<Instant>,
+    /// Boxed: rare, and an idle session should stay small.
+    pub(crate) held: Option<Box<Held>>,
 }
 
 impl Session {
@@ -104,11 +105,10 @@ impl Session {
             decoder: Decoder::default(),
             headers,
             last_rx: now,
-            ping_sent: None,
+            pinged: false,
             paused: false,
             waiting_on: None,
             held: None,
-            grace: None,
         }
     }
 
@@ -116,15 +116,18 @@ impl Session {
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
         if self.paused {
             // Silence while paused is ours, not the client's; only a region message's grace runs.
-            return self.grace;
+            return match self.held.as_deref() {
+                Some(Held::Envelope { until, .. }) => Some(*until),
+                _ => None,
+            };
         }
-        Some(self.ping_sent.unwrap_or(self.last_rx) + config.idle_interval)
+        Some(self.last_rx + config.idle_interval)
     }
 
     /// The client was heard from.
     pub(crate) fn heard(&mut self, now: Instant) {
         self.last_rx = now;
-        self.ping_sent = None;
+        self.pinged = false;
     }
 
     /// Every session key the session is known by (one per contacted domain on the region endpoint).

@@ -10,27 +10,26 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use crate::conns::ConnIdx;
-use crate::session::ConnectionId;
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    /// Ordered by time, then by the embedder's id, so ties fire in a reproducible order.
-    heap: BinaryHeap<Reverse<(Instant, ConnectionId, ConnIdx)>>,
+    /// Ordered by time, then by slot, so ties fire in a reproducible order.
+    heap: BinaryHeap<Reverse<(Instant, ConnIdx)>>,
 }
 
 impl Timers {
     /// Arms `at` for a connection whose earliest armed deadline is `*armed`;
     /// a later deadline waits behind the earlier entry already in the heap.
-    pub(crate) fn arm(&mut self, armed: &mut Option<Instant>, at: Instant, id: ConnectionId, idx: ConnIdx) {
+    pub(crate) fn arm(&mut self, armed: &mut Option<Instant>, at: Instant, idx: ConnIdx) {
         if armed.is_none_or(|t| at < t) {
             *armed = Some(at);
-            self.heap.push(Reverse((at, id, idx)));
+            self.heap.push(Reverse((at, idx)));
         }
     }
 
     /// The next entry due at or before `now`, removed from the heap.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, ConnIdx)> {
-        let &Reverse((at, _, idx)) = self.heap.peek()?;
+        let &Reverse((at, idx)) = self.heap.peek()?;
         if at > now {
             return None;
         }
@@ -40,6 +39,6 @@ impl Timers {
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, ..))| *at)
+        self.heap.peek().map(|Reverse((at, _))| *at)
     }
 }

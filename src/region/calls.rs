@@ -116,7 +116,7 @@ impl Region {
         let mut sent = 0;
         for idx in subscribers {
             let Some(c) = self.conns.get(idx) else { continue };
-            if c.out_len + frame.len() > self.config.outgoing_buffer {
+            if c.out_len() + frame.len() > self.config.outgoing_buffer {
                 self.fail(idx, 1008, "too slow");
             } else {
                 self.queue(idx, frame.clone());
@@ -187,14 +187,13 @@ impl Region {
     /// The script's next event, in order. Draining makes room in its queue and
     /// resumes connections waiting for it.
     pub fn poll_event(&mut self, script: Key) -> Option<Event> {
-        if !self.queues.has_waiting(script) {
+        let queue = self.queues.find(script)?;
+        if !self.queues.has_waiting(queue) {
             // The usual case, kept apart so the event moves straight to the caller.
-            return self.queues.pop(script);
+            return self.queues.pop(queue);
         }
-        let event = self.queues.pop(script);
-        if let Some(queue) = self.queues.find(script) {
-            self.make_room(queue);
-        }
+        let event = self.queues.pop(queue);
+        self.make_room(queue);
         event
     }
 

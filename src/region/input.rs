@@ -9,11 +9,12 @@ use super::Region;
 use crate::conns::{ConnIdx, Kind};
 use crate::frame::{self, Decoded, Violation};
 use crate::handshake::{self, Parsed, Status};
+use crate::key::Key;
 use crate::queues::ScriptIdx;
 use crate::routing::Room;
 use crate::script::{Event, EventKind, Text};
 use crate::session::{Headers, Held, Route, Session};
-use crate::urls::Resolved;
+use crate::urls::{Resolved, UrlIdx};
 use crate::{Output, envelope, url};
 
 /// Room for an envelope head (`to,<key>,<domain>,`) on top of the message cap.
@@ -35,7 +36,7 @@ impl Region {
         let Some(c) = self.conns.get_mut(idx) else { return };
         match &mut c.kind {
             Kind::Head { .. } => {
-                c.inbuf.extend_from_slice(data);
+                c.inbuf.extend(data);
                 self.head(now, idx);
             }
             Kind::WebSocket(s) => {
@@ -64,11 +65,11 @@ impl Region {
     /// A request head is complete (or refused): decide what the connection becomes.
     fn head(&mut self, now: Instant, idx: ConnIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
-        let buf = std::mem::take(&mut c.inbuf);
+        let buf = c.inbuf.take();
         let remote = c.remote;
         let (request, head_len) = match handshake::parse(&buf, &self.config) {
             Parsed::Partial => {
-                c.inbuf = buf;
+                c.inbuf.set(&buf);
                 return;
             }
             Parsed::Refused(status) => return self.refuse(idx, status),
@@ -115,7 +116,7 @@ impl Region {
         };
         let mut session = Session::new(route, max_message, headers, now);
         // WS_OPEN counts against the script's queue like any event: it waits for room.
-        session.held = session.object().map(|_| Held::Open);
+        session.held = session.object().map(|_| Box::new(Held::Open));
         self.conns.set_kind(idx, Kind::WebSocket(Box::new(session)));
         if let Some(c) = self.conns.get_mut(idx) {
             c.timer = None;
@@ -134,10 +135,10 @@ impl Region {
         let Some(s) = c.session() else { return false };
         if s.paused && mode == Pump::Read {
             // At most the chunk read before the pause took effect.
-            c.inbuf.extend_from_slice(data);
+            c.inbuf.extend(data);
             return true;
         }
-        let mut held = std::mem::take(&mut c.inbuf);
+        let mut held = c.inbuf.take();
         let input: &[u8] = if held.is_empty() {
             data
         } else {
@@ -148,16 +149,22 @@ impl Region {
         let mut open = true;
         let mut waiting = None;
         while open {
-            if let Some(full) = self.place_held(idx, mode) {
-                waiting = Some(full);
-                break;
+            let Some(s) = self.conns.session_mut(idx) else { break };
+            if s.held.is_some() {
+                match self.place_held(idx, mode) {
+                    Some(full) => {
+                        waiting = Some(full);
+                        break;
+                    }
+                    None => continue,
+                }
             }
             if pos >= input.len() {
                 break;
             }
-            let Some(s) = self.conns.session_mut(idx) else { break };
+            let object = s.object();
             // Object scope waits before decoding, so control frames keep their place too.
-            if let Some((_, _, queue)) = s.object()
+            if let Some((_, _, queue)) = object
                 && mode != Pump::Drain
                 && self.queues.is_full(queue)
             {
@@ -168,7 +175,7 @@ impl Region {
                 Ok(None) => break,
                 Ok(Some((decoded, used))) => {
                     pos += used;
-                    open = self.deliver(idx, decoded, mode);
+                    open = self.deliver(idx, object, decoded, mode);
                 }
                 Err(Violation { code, reason }) => {
                     self.fail(idx, code, reason);
@@ -182,7 +189,7 @@ impl Region {
             && pos < input.len()
             && let Some(c) = self.conns.get_mut(idx)
         {
-            c.inbuf = input[pos..].to_vec();
+            c.inbuf.set(&input[pos..]);
         }
         if let Some(queue) = waiting {
             self.pause(idx, queue);
@@ -194,31 +201,26 @@ impl Region {
     /// the queue it still waits for.
     fn place_held(&mut self, idx: ConnIdx, mode: Pump) -> Option<ScriptIdx> {
         let s = self.conns.session_mut(idx)?;
-        match s.held.take()? {
+        let held = s.held.take()?;
+        match *held {
             Held::Open => {
                 let (key, url, queue) = s.object()?;
                 if mode != Pump::Drain && self.queues.is_full(queue) {
-                    s.held = Some(Held::Open);
+                    s.held = Some(held);
                     return Some(queue);
                 }
                 let data = Text::from(s.headers.path_info());
-                self.push_event(
-                    queue,
-                    Some(url),
-                    Event { id: key, kind: EventKind::Open, domain: Text::default(), data },
-                );
+                let event = Event { id: key, kind: EventKind::Open, domain: Text::default(), data };
+                self.push_event(queue, Some(url), event);
                 None
             }
-            Held::Envelope(text) => match self.route_envelope(idx, &text, self.room(mode)) {
-                None => {
-                    self.conns.session_mut(idx)?.grace = None;
-                    None
+            Held::Envelope { ref text, .. } => {
+                let full = self.route_envelope(idx, text, self.room(mode));
+                if full.is_some() {
+                    self.conns.session_mut(idx)?.held = Some(held);
                 }
-                Some(queue) => {
-                    self.conns.session_mut(idx)?.held = Some(Held::Envelope(text));
-                    Some(queue)
-                }
-            },
+                full
+            }
         }
     }
 
@@ -232,12 +234,18 @@ impl Region {
         }
     }
 
-    /// Acts on one decoded frame; returns whether the session is still open.
-    fn deliver(&mut self, idx: ConnIdx, decoded: Decoded, mode: Pump) -> bool {
+    /// Acts on one decoded frame of a session whose route, for object scope, is
+    /// `object`; returns whether the session is still open.
+    fn deliver(
+        &mut self,
+        idx: ConnIdx,
+        object: Option<(Key, UrlIdx, ScriptIdx)>,
+        decoded: Decoded,
+        mode: Pump,
+    ) -> bool {
         match decoded {
             Decoded::Text(text) => {
-                let Some(s) = self.conns.session_mut(idx) else { return false };
-                match s.object() {
+                match object {
                     Some((key, url, queue)) => {
                         let event =
                             Event { id: key, kind: EventKind::Text, domain: Text::default(), data: text.into() };
@@ -248,8 +256,8 @@ impl Region {
                             && let Some(s) = self.conns.session_mut(idx)
                         {
                             // Held until there is room, for at most the busy grace.
-                            s.held = Some(Held::Envelope(text.into_boxed_str()));
-                            s.grace.get_or_insert(self.now + self.config.busy_grace);
+                            let until = self.now + self.config.busy_grace;
+                            s.held = Some(Box::new(Held::Envelope { text: text.into_boxed_str(), until }));
                         }
                     }
                 }
@@ -298,7 +306,6 @@ impl Region {
         let id = c.id;
         let Some(s) = c.session_mut() else { return };
         s.paused = false;
-        s.grace = None;
         // Silence while paused was ours, not the client's.
         s.last_rx = now;
         self.outputs.push_back(Output::ResumeReading(id));
@@ -309,8 +316,9 @@ impl Region {
     /// `busy` for the listeners still full, and the rest of the input flows.
     pub(super) fn grace_over(&mut self, idx: ConnIdx) {
         let Some(s) = self.conns.session_mut(idx) else { return };
-        s.grace = None;
-        if let Some(Held::Envelope(text)) = s.held.take() {
+        if let Some(held) = s.held.take()
+            && let Held::Envelope { text, .. } = *held
+        {
             self.route_envelope(idx, &text, Room::GraceOver);
         }
         if let Some(s) = self.conns.session_mut(idx) {
@@ -347,7 +355,7 @@ impl Region {
         let interim = Kind::Closing { deadline: self.now };
         let Some(Kind::WebSocket(s)) = self.conns.set_kind(idx, interim) else { return };
         if let Some(c) = self.conns.get_mut(idx) {
-            c.inbuf = Vec::new();
+            c.inbuf.clear();
         }
         match s.route {
             Route::Object { key, url, queue } => {
@@ -374,7 +382,7 @@ impl Region {
     }
 
     /// Queues an event for a script, telling the embedder once per batch.
-    pub(super) fn push_event(&mut self, queue: ScriptIdx, url: Option<crate::urls::UrlIdx>, event: Event) {
+    pub(super) fn push_event(&mut self, queue: ScriptIdx, url: Option<UrlIdx>, event: Event) {
         if let Some(script) = self.queues.push(queue, url, event) {
             self.outputs.push_back(Output::Events(script));
         }

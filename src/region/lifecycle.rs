@@ -127,7 +127,7 @@ impl Region {
         }
         self.conns.set_kind(idx, Kind::Closing { deadline: self.now });
         if let Some(c) = self.conns.get_mut(idx) {
-            c.inbuf = Vec::new();
+            c.inbuf.clear();
         }
         true
     }

@@ -290,7 +290,7 @@ impl Region {
     fn arm(&mut self, idx: ConnIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         if let Some(at) = c.deadline(&self.config) {
-            self.timers.arm(&mut c.timer, at, c.id, idx);
+            self.timers.arm(&mut c.timer, at, idx);
         }
     }
 
@@ -311,8 +311,9 @@ impl Region {
         let Some(c) = self.conns.get_mut(idx) else { return };
         match &mut c.kind {
             Kind::WebSocket(s) if s.paused => self.grace_over(idx),
-            Kind::WebSocket(s) if s.ping_sent.is_none() => {
-                s.ping_sent = Some(now);
+            Kind::WebSocket(s) if !s.pinged => {
+                // The answer is due one idle interval from now.
+                (s.pinged, s.last_rx) = (true, now);
                 self.queue(idx, crate::frame::ping());
                 self.arm(idx);
             }
@@ -329,7 +330,7 @@ impl Region {
     /// Answers a request head with a refusal and closes.
     fn refuse(&mut self, idx: ConnIdx, status: handshake::Status) {
         if let Some(c) = self.conns.get_mut(idx) {
-            c.inbuf = Vec::new();
+            c.inbuf.clear();
         }
         self.queue(idx, Bytes::from_static(status.refusal()));
         self.close_now(idx);
@@ -351,7 +352,7 @@ impl Region {
         if matches!(c.kind, Kind::Closed) {
             return;
         }
-        c.inbuf = Vec::new();
+        c.inbuf.clear();
         c.timer = None;
         let id = c.id;
         self.conns.set_kind(idx, Kind::Closed);
