@@ -17,14 +17,10 @@ use slotmap::SlotMap;
 use crate::config::Config;
 use crate::frame;
 use crate::hash::Map;
+use crate::index::ConnIdx;
 use crate::key::Key;
 use crate::script::SendError;
 use crate::session::{ConnectionId, Session};
-
-slotmap::new_key_type! {
-    /// Dense index of a connection.
-    pub(crate) struct ConnIdx;
-}
 
 /// What a connection is, and what it waits for.
 #[derive(Debug)]

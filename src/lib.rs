@@ -51,6 +51,7 @@
 //! | `routing` | region scope: domains to listeners and subscribers, each client's contacts (§6) |
 //! | `rate` | the handshake rate limit, keyed from the region's entropy (§5) |
 //! | `timers` | one heap of per-connection deadlines, folded into [`Region::poll_timeout`] |
+//! | `index` | the generational index types the parts name each other's entries by |
 //!
 //! The coordinator's own impl is split by API area under `region/`: transport
 //! input and polling, connection input (heads, frames, pause and resume),
@@ -191,6 +192,7 @@ pub mod envelope;
 mod frame;
 pub mod handshake;
 mod hash;
+mod index;
 pub mod key;
 pub mod lifecycle;
 mod queues;

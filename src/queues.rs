@@ -9,16 +9,10 @@ use std::collections::VecDeque;
 
 use slotmap::SlotMap;
 
-use crate::conns::ConnIdx;
 use crate::hash::Map;
+use crate::index::{ConnIdx, ScriptIdx, UrlIdx};
 use crate::key::Key;
 use crate::script::Event;
-use crate::urls::UrlIdx;
-
-slotmap::new_key_type! {
-    /// Dense index of a script's queue.
-    pub(crate) struct ScriptIdx;
-}
 
 /// One script's queue, in delivery order.
 #[derive(Debug)]

@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use crate::clep;
-use crate::conns::ConnIdx;
 use crate::envelope::{ClientFrame, ErrorWord};
 use crate::hash::Map;
+use crate::index::{ConnIdx, ScriptIdx, UrlIdx};
 use crate::key::Key;
-use crate::queues::{Queues, ScriptIdx};
-use crate::urls::{UrlIdx, Urls};
+use crate::queues::Queues;
+use crate::urls::Urls;
 
 /// Everything routed to one domain.
 #[derive(Debug)]

@@ -6,6 +6,17 @@ use std::sync::Arc;
 
 use crate::key::Key;
 
+/// Who makes a script call: the script and the object and owner it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScriptInfo {
+    /// The script's key.
+    pub script: Key,
+    /// The key of the object (prim) the script is in.
+    pub object: Key,
+    /// The key of the object's owner.
+    pub owner: Key,
+}
+
 /// `WS_SCOPE`: who a URL's sessions belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Scope {

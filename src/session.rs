@@ -6,11 +6,10 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::frame::Decoder;
 use crate::handshake::Request;
+use crate::index::{ScriptIdx, UrlIdx};
 use crate::key::Key;
-use crate::queues::ScriptIdx;
 use crate::routing::Contacts;
 use crate::url::Target;
-use crate::urls::UrlIdx;
 
 /// The embedder's name for one transport connection (a socket, a slab index).
 ///

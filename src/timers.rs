@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use crate::conns::ConnIdx;
+use crate::index::ConnIdx;
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {

@@ -8,16 +8,10 @@ use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::envelope;
 use crate::hash::Map;
+use crate::index::{ScriptIdx, UrlIdx};
 use crate::key::Key;
-use crate::queues::ScriptIdx;
-use crate::region::ScriptInfo;
-use crate::script::{DenyReason, Scope, WebsocketRequest};
+use crate::script::{DenyReason, Scope, ScriptInfo, WebsocketRequest};
 use crate::url;
-
-slotmap::new_key_type! {
-    /// Dense index of a URL grant: an object-scope URL, or a region-scope listener.
-    pub(crate) struct UrlIdx;
-}
 
 /// One grant: an object-scope URL with its sessions, or a script listening
 /// on a domain of the region endpoint.
@@ -33,7 +27,7 @@ pub(crate) struct UrlRecord {
     /// Region scope: the domain listened on. Object scope: `None`.
     pub(crate) domain: Option<Arc<str>>,
     /// Object scope: open sessions, in the order they opened.
-    pub(crate) sessions: Vec<crate::conns::ConnIdx>,
+    pub(crate) sessions: Vec<crate::index::ConnIdx>,
     /// Grant order: revocations report in it, whatever the slots' order.
     seq: u64,
 }

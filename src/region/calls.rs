@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Output, Region, ScriptInfo};
-use crate::conns::ConnIdx;
 use crate::envelope::ServerFrame;
 use crate::frame;
+use crate::index::ConnIdx;
 use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::script::{CloseError, Event, EventKind, ReleaseError, SendError, Text, WebsocketRequest};

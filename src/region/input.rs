@@ -6,15 +6,17 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::Region;
-use crate::conns::{ConnIdx, Kind};
+use crate::conns::Kind;
 use crate::frame::{self, Decoded, Violation};
 use crate::handshake::{self, Parsed, Status};
+use crate::index::ConnIdx;
+use crate::index::ScriptIdx;
+use crate::index::UrlIdx;
 use crate::key::Key;
-use crate::queues::ScriptIdx;
 use crate::routing::Room;
 use crate::script::{Event, EventKind, Text};
 use crate::session::{Headers, Held, Route, Session};
-use crate::urls::{Resolved, UrlIdx};
+use crate::urls::Resolved;
 use crate::{Output, envelope, url};
 
 /// Room for an envelope head (`to,<key>,<domain>,`) on top of the message cap.

@@ -4,12 +4,13 @@
 use std::time::Instant;
 
 use super::Region;
-use crate::conns::ConnIdx;
 use crate::frame;
+use crate::index::ConnIdx;
+use crate::index::UrlIdx;
 use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::session::Route;
-use crate::urls::{UrlIdx, UrlRecord};
+use crate::urls::UrlRecord;
 use crate::{Output, conns::Kind};
 
 impl Region {

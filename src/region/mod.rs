@@ -12,14 +12,16 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::conns::{ConnIdx, Conns, Kind};
+use crate::conns::{Conns, Kind};
 use crate::entropy::Entropy;
 use crate::handshake;
+use crate::index::ConnIdx;
 use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::queues::Queues;
 use crate::rate::RateLimit;
 use crate::routing::Router;
+pub use crate::script::ScriptInfo;
 use crate::session::ConnectionId;
 use crate::timers::Timers;
 use crate::url;
@@ -29,17 +31,6 @@ mod calls;
 mod input;
 mod lifecycle;
 mod scope;
-
-/// Who makes a script call: the script and the object and owner it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ScriptInfo {
-    /// The script's key.
-    pub script: Key,
-    /// The key of the object (prim) the script is in.
-    pub object: Key,
-    /// The key of the object's owner.
-    pub owner: Key,
-}
 
 /// A transport event or the passing of time, fed to [`Region::handle_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use super::Region;
-use crate::conns::ConnIdx;
 use crate::envelope::{self, ClientFrame, ErrorWord, ServerFrame};
 use crate::frame;
+use crate::index::ConnIdx;
+use crate::index::ScriptIdx;
+use crate::index::UrlIdx;
 use crate::key::Key;
-use crate::queues::ScriptIdx;
 use crate::routing::{Contact, Plan, Room};
 use crate::script::{Event, EventKind, Text};
-use crate::urls::UrlIdx;
 
 impl Region {
     /// One text frame from a region-endpoint client. `Some(queue)`: it must
