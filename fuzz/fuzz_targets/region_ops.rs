@@ -301,7 +301,7 @@ impl State {
                     }
                     Output::Events(_) => {}
                     Output::Revoked { url, cause } => self.check_revoked(&url, cause),
-                    Output::ListenerStopped { .. } => {}
+                    Output::ListenerStopped { script, domain, cause } => self.check_stopped(script, &domain, cause),
                     Output::HttpRequest { .. } => panic!("HttpRequest without serve_other_paths"),
                 }
             }
@@ -325,6 +325,15 @@ impl State {
         if self.endpoints.iter().any(|e| e == url) {
             assert_eq!(cause, Cause::RegionRestart, "the region endpoint is revoked only by a restart");
         }
+    }
+
+    /// A listener is reported stopped only when the model holds a request of
+    /// that script for that domain revoked.
+    fn check_stopped(&self, script: Key, domain: &str, cause: Cause) {
+        let s = self.scripts.iter().position(|i| i.script == script).expect("a script we made");
+        let d = DOMAINS.iter().position(|x| *x == domain).expect("a domain we use");
+        let revoked = self.requests.iter().any(|(k, r)| r.s == s && r.domain == Some(d) && self.revoked(k, ""));
+        assert!(revoked, "ListenerStopped({script}, {domain}, {cause}) for a listener the model holds live");
     }
 
     fn client(&self, conn: ConnectionId) -> Option<usize> {
