@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::{Output, Region, ScriptInfo};
 use crate::envelope::ServerFrame;
 use crate::frame;
-use crate::index::ConnIdx;
+use crate::index::{ConnIdx, UrlIdx};
 use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::script::{CloseError, Event, EventKind, ReleaseError, SendError, Text, WebsocketRequest};
@@ -77,9 +77,9 @@ impl Region {
     /// script. To a region-endpoint client it goes as `msg,<domain>,<text>`
     /// on the domain the session key belongs to.
     pub fn websocket_send(&mut self, script: Key, session: Key, text: &str) -> Result<(), SendError> {
+        // As `own_session`, written out: this is every message's path.
         let idx = self.conns.by_key(session).ok_or(SendError::NoSession)?;
-        let s = self.conns.session(idx).ok_or(SendError::NoSession)?;
-        let (max, domain) = match &s.route {
+        let (max, domain) = match &self.conns.session(idx).ok_or(SendError::NoSession)?.route {
             Route::Object { url, .. } => {
                 let record = self.urls.get(*url).filter(|u| u.script == script).ok_or(SendError::NoSession)?;
                 (record.max_message, None)
@@ -143,7 +143,7 @@ impl Region {
     ) -> Result<(), CloseError> {
         self.now = self.now.max(now);
         CloseError::check(code, reason)?;
-        let (idx, domain) = self.own_session(script, session).ok_or(CloseError::NoSession)?;
+        let (idx, _, domain) = self.own_session(script, session).ok_or(CloseError::NoSession)?;
         match domain {
             Some(domain) => {
                 self.queue_envelope(idx, &ServerFrame::Uns { domain: &domain });
@@ -163,17 +163,12 @@ impl Region {
     /// `sec-websocket-protocol` (lower case); `""` when absent, unknown, or
     /// the session is gone or not the caller's.
     pub fn websocket_header(&self, script: Key, session: Key, name: &str) -> String {
-        let Some((idx, domain)) = self.own_session(script, session) else { return String::new() };
-        let Some(c) = self.conns.get(idx) else { return String::new() };
-        let Some(s) = c.session() else { return String::new() };
-        match (name, &s.route) {
-            ("x-script-url", Route::Object { url, .. }) => self.urls.get(*url).map(|u| u.url.clone()),
-            ("x-script-url", Route::Region { .. }) => domain
-                .and_then(|d| self.router.listener(&self.urls, script, &d))
-                .and_then(|id| self.urls.get(id))
-                .map(|u| u.url.clone()),
-            ("x-remote-ip", _) => Some(c.remote.to_string()),
-            _ => s.headers.named(name).map(str::to_string),
+        let Some((idx, url, _)) = self.own_session(script, session) else { return String::new() };
+        let (Some(c), Some(record)) = (self.conns.get(idx), self.urls.get(url)) else { return String::new() };
+        match name {
+            "x-script-url" => Some(record.url.clone()),
+            "x-remote-ip" => Some(c.remote.to_string()),
+            _ => c.session().and_then(|s| s.headers.named(name)).map(str::to_string),
         }
         .unwrap_or_default()
     }
@@ -202,16 +197,17 @@ impl Region {
         self.queues.find(script).map_or(0, |q| self.queues.len(q))
     }
 
-    /// The connection of a session key the script may use, and for a
-    /// region-endpoint client the domain the key belongs to.
-    fn own_session(&self, script: Key, session: Key) -> Option<(ConnIdx, Option<Arc<str>>)> {
+    /// The connection of a session key the script may use, the grant it
+    /// comes through (its object URL, or its listener on the domain), and
+    /// for a region-endpoint client the domain the key belongs to.
+    fn own_session(&self, script: Key, session: Key) -> Option<(ConnIdx, UrlIdx, Option<Arc<str>>)> {
         let idx = self.conns.by_key(session)?;
         match &self.conns.session(idx)?.route {
-            Route::Object { url, .. } => (self.urls.get(*url)?.script == script).then_some((idx, None)),
+            Route::Object { url, .. } => (self.urls.get(*url)?.script == script).then_some((idx, *url, None)),
             Route::Region { contacts } => {
                 let contact = contacts.by_key(session)?;
-                self.router.listener(&self.urls, script, &contact.domain)?;
-                Some((idx, Some(contact.domain.clone())))
+                let url = self.router.listener(&self.urls, script, &contact.domain)?;
+                Some((idx, url, Some(contact.domain.clone())))
             }
         }
     }
