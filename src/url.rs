@@ -21,15 +21,14 @@ pub(crate) struct Target<'a> {
 
 /// Splits a request target; `None` when it names no capability.
 ///
-/// `/lslws/{cap}` and `/lslws/{cap}/` both name the capability; whatever
-/// follows the slash after it is path info.
+/// Path info is what follows the capability, starting with `/`, as Second
+/// Life's `x-path-info` (SPEC §2, §8): `/lslws/{cap}/a/b` → `/a/b`. The
+/// granted URL itself, `/lslws/{cap}/` or `/lslws/{cap}`, has path info `""`.
 pub(crate) fn parse_target(target: &str) -> Option<Target<'_>> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let rest = path.strip_prefix(PATH_PREFIX)?;
-    let (cap, path_info) = match rest.split_once('/') {
-        Some((cap, info)) => (cap, info),
-        None => (rest, ""),
-    };
+    let (cap, path_info) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path_info = if path_info == "/" { "" } else { path_info };
     Some(Target { cap: cap.parse().ok()?, path_info, query })
 }
 
@@ -50,8 +49,21 @@ mod tests {
         let cap = "0123abcd-0000-4000-8000-000000000001";
         let target = format!("/lslws/{cap}/a/b?x=1,2");
         let t = parse_target(&target).unwrap();
-        assert_eq!((t.cap.to_string().as_str(), t.path_info, t.query), (cap, "a/b", "x=1,2"));
-        assert_eq!(parse_target(&format!("/lslws/{cap}")).unwrap().path_info, "");
+        assert_eq!((t.cap.to_string().as_str(), t.path_info, t.query), (cap, "/a/b", "x=1,2"));
+        let info = |rest: &str| {
+            let target = format!("/lslws/{cap}{rest}");
+            let t = parse_target(&target).unwrap();
+            (t.path_info.to_string(), t.query.to_string())
+        };
+        // SPEC §2 and §8: path info starts with `/`; the granted URL itself has none.
+        assert_eq!(info(""), ("".into(), "".into()));
+        assert_eq!(info("/"), ("".into(), "".into()));
+        assert_eq!(info("/a/b"), ("/a/b".into(), "".into()));
+        assert_eq!(info("/a/b?x=1"), ("/a/b".into(), "x=1".into()));
+        assert_eq!(info("?q"), ("".into(), "q".into()));
+        assert_eq!(info("/?q"), ("".into(), "q".into()));
+        assert_eq!(info("//x"), ("//x".into(), "".into()));
+        assert_eq!(info("/a/"), ("/a/".into(), "".into()));
         assert!(parse_target("/").is_none());
         assert!(parse_target("/lslws/nope/").is_none());
         let url = format_url(false, "h:1", t.cap);

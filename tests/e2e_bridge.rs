@@ -35,7 +35,7 @@ fn relays_a_session_through_stdio() {
     let mut raw = Raw::open(&format!("{url}room/1"));
     let open = next();
     let session = open.split(' ').nth(1).unwrap().to_string();
-    assert_eq!(open, format!("open {session} room/1"));
+    assert_eq!(open, format!("open {session} /room/1"));
     raw.text("two\nlines \\ here");
     assert_eq!(next(), format!("text {session} two\\nlines \\\\ here"));
 

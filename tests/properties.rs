@@ -130,7 +130,7 @@ proptest! {
         }).collect();
         let texts: Vec<&str> = whole.events.iter().filter(|e| e.kind == EventKind::Text).map(|e| e.data.as_str()).collect();
         prop_assert_eq!(texts, expected_texts);
-        prop_assert_eq!(whole.events.first().map(|e| (e.kind, e.data.to_string())), Some((EventKind::Open, "some/path".to_string())));
+        prop_assert_eq!(whole.events.first().map(|e| (e.kind, e.data.to_string())), Some((EventKind::Open, "/some/path".to_string())));
         let last = whole.events.last().unwrap();
         prop_assert_eq!((last.kind, last.data.to_string()), (EventKind::Close, format!("{close_code} done")));
         let pongs = parse_frames(split_head(&whole.wire).1).iter().filter(|f| f.opcode == OP_PONG).count();

@@ -46,11 +46,11 @@ fn sub_opens_to_every_listener() {
     let ea = h.event(a.script);
     let eb = h.event(b.script);
     for e in [&ea, &eb] {
-        assert_eq!((e.kind, e.domain.as_str(), e.data.as_str()), (EventKind::Open, "chat", "lobby/1"));
+        assert_eq!((e.kind, e.domain.as_str(), e.data.as_str()), (EventKind::Open, "chat", "/lobby/1"));
     }
     assert_eq!(ea.id, eb.id, "one session key per (connection, domain)");
     assert!(h.events(other.script).is_empty(), "listeners of other domains hear nothing");
-    assert_eq!(h.region.websocket_header(a.script, ea.id, "x-path-info"), "lobby/1");
+    assert_eq!(h.region.websocket_header(a.script, ea.id, "x-path-info"), "/lobby/1");
     assert_eq!(h.region.websocket_header(a.script, ea.id, "x-query-string"), "x=2");
     assert_eq!(h.region.websocket_header(a.script, ea.id, "x-script-url"), url);
 
@@ -69,7 +69,7 @@ fn sub_opens_to_every_listener() {
     let events = h.events(late.script);
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!((events[0].id, events[0].kind), (request, EventKind::UrlGranted));
-    assert_eq!((events[1].id, events[1].kind, events[1].data.as_str()), (ea.id, EventKind::Open, "lobby/1"));
+    assert_eq!((events[1].id, events[1].kind, events[1].data.as_str()), (ea.id, EventKind::Open, "/lobby/1"));
 }
 
 /// §6 `uns,<domain>`: listeners get `WS_CLOSE` "1000 unsubscribed", broadcasts

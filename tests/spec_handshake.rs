@@ -305,7 +305,7 @@ fn h101_head_delivered_byte_by_byte_with_path_info() {
     assert_eq!(sim.status(conn), 101);
     let events = sim.events(script);
     assert_eq!(events.len(), 1);
-    assert_eq!((events[0].kind, events[0].data.as_str()), (EventKind::Open, "chat/room"));
+    assert_eq!((events[0].kind, events[0].data.as_str()), (EventKind::Open, "/chat/room"));
 }
 
 #[test]

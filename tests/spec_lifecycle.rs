@@ -453,11 +453,11 @@ fn websocket_header_for_every_listed_name() {
     let target = format!("{}room/7?x=1&y=two", path_of(&url));
     let remote = ip(203, 0, 113, 9);
     let (client, open) = sim.connect_with(who.script, &target, &headers, remote);
-    assert_eq!(open.data, "room/7");
+    assert_eq!(open.data, "/room/7");
     let get = |sim: &Sim, name: &str| sim.region.websocket_header(who.script, client.session, name);
     let expected = [
         ("x-script-url", url.as_str()),
-        ("x-path-info", "room/7"),
+        ("x-path-info", "/room/7"),
         ("x-query-string", "x=1&y=two"),
         ("x-remote-ip", "203.0.113.9"),
         ("user-agent", "TestClient/1.0"),

@@ -377,7 +377,7 @@ impl State {
                     // Object scope: the client's path info names it.
                     let c = match e.kind {
                         EventKind::Open => {
-                            let c: usize = e.data.strip_prefix('c').and_then(|n| n.parse().ok()).expect("path info");
+                            let c: usize = e.data.strip_prefix("/c").and_then(|n| n.parse().ok()).expect("path info");
                             assert!(self.keys.insert(e.id, (c, None)).is_none(), "WS_OPEN twice for a key");
                             self.key_pool.push(e.id);
                             c
@@ -395,7 +395,7 @@ impl State {
                     let g = self.stream_grant.get(&(s, d)).expect("a region event before the script listened");
                     assert!(!self.revoked(g, ""), "a region event of a released listener: {e:?}");
                     if e.kind == EventKind::Open {
-                        let c: usize = e.data.strip_prefix('c').and_then(|n| n.parse().ok()).expect("path info");
+                        let c: usize = e.data.strip_prefix("/c").and_then(|n| n.parse().ok()).expect("path info");
                         assert!(matches!(self.clients[c].target, Target::Region));
                     }
                     if let Some((_, Some(known))) = self.keys.get(&e.id) {
