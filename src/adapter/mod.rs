@@ -16,21 +16,27 @@
 //! that run on the region's own thread or task, between polls, with
 //! `&mut Handler`, `&mut Region` and the current time.
 //!
-//! Both adapters report every accepted connection to the core with a fresh
-//! [`ConnectionId`] (never reused), so a late byte from a closed socket can
-//! never reach a newer connection.
+//! Both drive one connection table (`table`, runtime-neutral and fed by
+//! events): it hands a connection's bytes to its runtime one batch at a
+//! time, flushes and closes, abandons a final write that takes over 10 s,
+//! runs the shutdown, and reports every accepted connection to the core with
+//! a fresh [`ConnectionId`] (never reused), so a late byte from a closed
+//! socket can never reach a newer connection. Each adapter file holds only
+//! its runtime's side of one connection (threads and channels, or a task and
+//! a shared socket) and its event loop.
 
 use ::std::time::Instant;
 
 use crate::entropy::Entropy;
 use crate::key::Key;
 use crate::lifecycle::Cause;
-use crate::region::{Output, Region};
+use crate::region::Region;
 use crate::script::Event;
 use crate::session::ConnectionId;
 
 #[cfg(feature = "std")]
 pub mod std;
+mod table;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
@@ -103,7 +109,7 @@ pub trait Handler {
     /// One event for one script.
     fn on_event(&mut self, region: &mut Region, now: Instant, script: Key, event: Event);
 
-    /// `script` has events waiting ([`Output::Events`]). The default drains
+    /// `script` has events waiting ([`Output::Events`](crate::Output::Events)). The default drains
     /// them all into [`on_event`](Handler::on_event).
     ///
     /// Override it to model a busy script: events left queued stay in the
@@ -146,66 +152,27 @@ pub trait Handler {
     }
 }
 
-/// A closure run on the region's thread or task with the handler, the region and the time.
-pub(crate) type Command<H> = Box<dyn FnOnce(&mut H, &mut Region, Instant) + Send>;
-
-/// What an adapter does with the connection commands of [`Output`].
-pub(crate) trait Transport {
-    /// The connection has bytes in the core: take them if its writer is idle.
-    fn transmit(&mut self, region: &mut Region, conn: ConnectionId);
-    /// Write what is left, then close.
-    fn close(&mut self, region: &mut Region, conn: ConnectionId);
-    /// Stop or restart reading the connection.
-    fn set_paused(&mut self, conn: ConnectionId, paused: bool);
-}
-
-/// One turn's output phase, shared by both adapters: the handler's tick, then
-/// every output until the core has none.
-pub(crate) fn drain<H: Handler, T: Transport>(region: &mut Region, handler: &mut H, io: &mut T, now: Instant) {
-    handler.tick(region, now);
-    while let Some(output) = region.poll_output() {
-        match output {
-            Output::Transmit(conn) => io.transmit(region, conn),
-            Output::Close(conn) => io.close(region, conn),
-            Output::PauseReading(conn) => io.set_paused(conn, true),
-            Output::ResumeReading(conn) => io.set_paused(conn, false),
-            Output::Events(script) => handler.on_events(region, now, script),
-            Output::HttpRequest { conn, method, target } => {
-                handler.on_http_request(region, now, conn, &method, &target)
-            }
-            Output::Revoked { url, cause } => handler.on_revoked(region, now, &url, cause),
-            Output::ListenerStopped { script, domain, cause } => {
-                handler.on_listener_stopped(region, now, script, &domain, cause)
+/// `Clone` and `Debug` for an adapter's `Handle<H>` (a channel sender in a
+/// field `tx`); derives would demand `H: Clone + Debug` of the handler.
+macro_rules! handle_impls {
+    ($handle:ident) => {
+        impl<H> Clone for $handle<H> {
+            fn clone(&self) -> $handle<H> {
+                $handle { tx: self.tx.clone() }
             }
         }
-    }
-}
 
-/// Largest batch of core bytes handed to a socket writer at once.
-pub(crate) const WRITE_BATCH: usize = 64 * 1024;
-
-/// Takes up to [`WRITE_BATCH`] bytes (at least one chunk) from the core for `conn`.
-///
-/// Small frames are coalesced so a burst of echoes costs one write; bytes
-/// beyond the batch stay in the core, where they count against `WS_ERR_BUSY`.
-pub(crate) fn take_batch(region: &mut Region, conn: ConnectionId) -> Option<bytes::Bytes> {
-    let first = region.poll_transmit(conn)?;
-    let mut len = first.len();
-    let mut chunks = vec![first];
-    while len < WRITE_BATCH {
-        let Some(next) = region.poll_transmit(conn) else { break };
-        len += next.len();
-        chunks.push(next);
-    }
-    if chunks.len() == 1 {
-        return chunks.pop();
-    }
-    let mut batch = bytes::BytesMut::with_capacity(len);
-    for chunk in chunks {
-        batch.extend_from_slice(&chunk);
-    }
-    Some(batch.freeze())
+        impl<H> ::std::fmt::Debug for $handle<H> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct("Handle").finish_non_exhaustive()
+            }
+        }
+    };
 }
+pub(crate) use handle_impls;
+
+/// A closure run on the region's thread or task with the handler, the region and the time.
+pub(crate) type Command<H> = Box<dyn FnOnce(&mut H, &mut Region, Instant) + Send>;
 
 /// How long a closing connection may keep draining reads (so the peer sees
 /// our last bytes instead of a reset) or finishing its last write.

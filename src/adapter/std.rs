@@ -48,7 +48,6 @@
 //! [`tokio`](crate::adapter::tokio) adapter for thousands. A peer that
 //! half-closes is treated as gone. No TLS.
 
-use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,9 +58,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Command, Error, Handler, LINGER, OsEntropy, SHUTDOWN_GRACE, Stopped, Transport, drain, take_batch};
+use super::table::{self, Table};
+use super::{Command, Error, Handler, LINGER, OsEntropy, Stopped};
 use crate::config::Config;
-use crate::region::{Input, Region};
+use crate::region::Region;
 use crate::session::ConnectionId;
 
 /// Bytes read from a socket at a time.
@@ -70,8 +70,6 @@ const READ_CHUNK: usize = 16 * 1024;
 const QUEUE: usize = 1024;
 /// Stack of each connection thread: they only move buffers that live on the heap.
 const THREAD_STACK: usize = 256 * 1024;
-/// How long the last write of a closing connection may take.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the region thread hears about.
 enum Msg<H> {
@@ -161,15 +159,11 @@ impl<H: Handler + 'static> Server<H> {
             }
         })?;
         let now = Instant::now();
-        let mut conns = Conns { map: HashMap::new(), deadlines: BTreeSet::new(), now, tx: tx.clone() };
-        let mut next_id = 0u64;
-        let mut shutdown_at: Option<Instant> = None;
+        let mut conns: Table<Thread> = Table::new(now);
         handler.on_start(&mut region, now);
-        drain(&mut region, &mut handler, &mut conns, now);
+        conns.drain(&mut region, &mut handler, now);
         loop {
-            let wake =
-                [region.poll_timeout(), conns.deadlines.first().map(|d| d.0), shutdown_at].into_iter().flatten().min();
-            let first = match wake {
+            let first = match conns.wake(&region, None) {
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
@@ -181,63 +175,33 @@ impl<H: Handler + 'static> Server<H> {
                 match msg {
                     Msg::Call(f) => f(&mut handler, &mut region, now),
                     Msg::Shutdown => {
-                        if shutdown_at.is_none() {
-                            shutdown_at = Some(now + SHUTDOWN_GRACE);
+                        if conns.shutdown(&mut region, now) {
                             stop.store(true, Ordering::Release);
                             wake_acceptor(local);
-                            region.region_restart(now);
                         }
                     }
-                    Msg::Accepted(stream, remote) => {
-                        if shutdown_at.is_some() {
-                            continue; // dropped: closes it
-                        }
-                        let conn = ConnectionId(next_id);
-                        next_id += 1;
-                        if conns.start(conn, stream).is_ok() {
-                            // Ids are fresh, so the core cannot refuse them.
-                            let _ = region.handle_input(now, Input::Accepted { conn, remote: remote.ip() });
+                    // During the shutdown it is dropped, which closes it.
+                    Msg::Accepted(stream, remote) if !conns.shutting_down() => {
+                        let conn = conns.next_id();
+                        if let Ok(thread) = Thread::start(conn, stream, &tx) {
+                            conns.accepted(&mut region, conn, remote.ip(), thread);
                         }
                     }
-                    Msg::Data(conn, data) => {
-                        // A connection the core already forgot (it closed it) is harmless.
-                        let _ = region.handle_input(now, Input::Received { conn, data: &data });
-                    }
-                    Msg::Gone(conn) => {
-                        if let Some(state) = conns.map.remove(&conn) {
-                            if let Some(deadline) = state.closing {
-                                conns.deadlines.remove(&(deadline, conn));
-                            }
-                            state.kill();
-                            let _ = region.handle_input(now, Input::PeerClosed { conn });
-                        }
-                    }
-                    Msg::Written(conn) => {
-                        if let Some(state) = conns.map.get_mut(&conn) {
-                            state.writing = false;
-                            conns.transmit(&mut region, conn);
-                        }
-                    }
+                    Msg::Accepted(..) => {}
+                    Msg::Data(conn, data) => conns.received(&mut region, now, conn, &data),
+                    Msg::Gone(conn) => conns.gone(&mut region, now, conn),
+                    Msg::Written(conn) => conns.written(&mut region, conn),
                 }
                 taken += 1;
                 if taken < QUEUE {
                     next = rx.try_recv().ok();
                 }
             }
-            let now = Instant::now();
-            conns.now = now;
-            if region.poll_timeout().is_some_and(|at| at <= now) {
-                let _ = region.handle_input(now, Input::Timeout);
-            }
-            conns.expire(&mut region, now);
-            drain(&mut region, &mut handler, &mut conns, now);
-            if shutdown_at.is_some_and(|at| conns.map.is_empty() || at <= now) {
+            if conns.turn(&mut region, &mut handler, Instant::now()) {
                 break;
             }
         }
-        for (_, state) in conns.map.drain() {
-            state.kill();
-        }
+        conns.kill_all();
         stop.store(true, Ordering::Release);
         wake_acceptor(local);
         // Threads blocked on a full queue see it gone and end.
@@ -264,17 +228,7 @@ pub struct Handle<H> {
     tx: SyncSender<Msg<H>>,
 }
 
-impl<H> Clone for Handle<H> {
-    fn clone(&self) -> Handle<H> {
-        Handle { tx: self.tx.clone() }
-    }
-}
-
-impl<H> std::fmt::Debug for Handle<H> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").finish_non_exhaustive()
-    }
-}
+super::handle_impls!(Handle);
 
 impl<H: 'static> Handle<H> {
     /// Runs `f` on the region's thread, between polls, with the handler, the
@@ -356,113 +310,67 @@ enum WriterCmd {
     Close,
 }
 
-struct ConnState {
+/// One connection's reader and writer threads, as the table drives them.
+struct Thread {
     /// For shutting the socket down from the region thread.
     stream: TcpStream,
     gate: Arc<Gate>,
     writer: mpsc::Sender<WriterCmd>,
-    writing: bool,
-    /// The core said [`Output::Close`](crate::Output::Close); the last write must end by then.
-    closing: Option<Instant>,
 }
 
-impl ConnState {
-    /// Ends both threads at once: blocked reads and writes fail.
-    fn kill(&self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
-        self.gate.update(|s| s.closing = true);
-    }
-}
-
-struct Conns<H> {
-    map: HashMap<ConnectionId, ConnState>,
-    deadlines: BTreeSet<(Instant, ConnectionId)>,
-    now: Instant,
-    tx: SyncSender<Msg<H>>,
-}
-
-impl<H: 'static> Conns<H> {
+impl Thread {
     /// Starts the reader and writer threads of a new connection.
-    fn start(&mut self, conn: ConnectionId, stream: TcpStream) -> std::io::Result<()> {
+    fn start<H: 'static>(
+        conn: ConnectionId,
+        stream: TcpStream,
+        reports: &SyncSender<Msg<H>>,
+    ) -> std::io::Result<Thread> {
         let _ = stream.set_nodelay(true);
         let gate = Arc::new(Gate::default());
         let (writer_tx, writer_rx) = mpsc::channel();
         let (read_half, write_half) = (stream.try_clone()?, stream.try_clone()?);
-        let reports = self.tx.clone();
-        let reader_gate = Arc::clone(&gate);
+        let (read_reports, reader_gate) = (reports.clone(), Arc::clone(&gate));
         thread::Builder::new()
             .name(format!("lslws-read-{}", conn.0))
             .stack_size(THREAD_STACK)
-            .spawn(move || reader(conn, read_half, &reader_gate, &reports))?;
-        let reports = self.tx.clone();
-        let writer_gate = Arc::clone(&gate);
+            .spawn(move || reader(conn, read_half, &reader_gate, &read_reports))?;
+        let (write_reports, writer_gate) = (reports.clone(), Arc::clone(&gate));
         let spawned = thread::Builder::new()
             .name(format!("lslws-write-{}", conn.0))
             .stack_size(THREAD_STACK)
-            .spawn(move || writer(conn, write_half, &writer_rx, &writer_gate, &reports));
+            .spawn(move || writer(conn, write_half, &writer_rx, &writer_gate, &write_reports));
         if let Err(e) = spawned {
             let _ = stream.shutdown(Shutdown::Both); // ends the reader
             return Err(e);
         }
-        self.map.insert(conn, ConnState { stream, gate, writer: writer_tx, writing: false, closing: None });
-        Ok(())
-    }
-
-    /// Abandons closing connections whose last write is overdue.
-    fn expire(&mut self, region: &mut Region, now: Instant) {
-        while let Some(&(at, conn)) = self.deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            if let Some(state) = self.map.remove(&conn) {
-                state.kill();
-                let _ = region.handle_input(now, Input::PeerClosed { conn });
-            }
-        }
+        Ok(Thread { stream, gate, writer: writer_tx })
     }
 }
 
-impl<H: 'static> Transport for Conns<H> {
-    fn transmit(&mut self, region: &mut Region, conn: ConnectionId) {
-        let Some(state) = self.map.get_mut(&conn) else { return };
-        if state.writing {
-            return; // taken when the current write completes
-        }
-        match take_batch(region, conn) {
-            Some(batch) => {
-                state.writing = true;
-                let _ = state.writer.send(WriterCmd::Write(batch));
-            }
-            None if let Some(deadline) = state.closing => {
-                self.deadlines.remove(&(deadline, conn));
-                let _ = state.writer.send(WriterCmd::Close);
-                self.map.remove(&conn);
-            }
-            None => {}
-        }
+impl table::Link for Thread {
+    fn write(&mut self, batch: Bytes) -> bool {
+        // The writer thread reports `Written` (or `Gone`) when it is done.
+        let _ = self.writer.send(WriterCmd::Write(batch));
+        true
     }
 
-    fn close(&mut self, region: &mut Region, conn: ConnectionId) {
-        let Some(state) = self.map.get_mut(&conn) else {
-            // Not ours any more: let the core free what it holds.
-            while region.poll_transmit(conn).is_some() {}
-            return;
-        };
-        if state.closing.is_none() {
-            let deadline = self.now + FLUSH_TIMEOUT;
-            state.closing = Some(deadline);
-            // From now on the reader only drains (also if paused), so the close echo is read.
-            state.gate.update(|s| s.closing = true);
-            self.deadlines.insert((deadline, conn));
-        }
-        self.transmit(region, conn);
+    fn closing(&mut self) {
+        // From now on the reader only drains (also if paused), so the close echo is read.
+        self.gate.update(|s| s.closing = true);
     }
 
-    fn set_paused(&mut self, conn: ConnectionId, paused: bool) {
-        if let Some(state) = self.map.get(&conn) {
-            state.gate.update(|s| s.paused = paused);
-        }
+    fn finish(self) {
+        let _ = self.writer.send(WriterCmd::Close);
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.gate.update(|s| s.paused = paused);
+    }
+
+    /// Ends both threads at once: blocked reads and writes fail.
+    fn kill(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.gate.update(|s| s.closing = true);
     }
 }
 

@@ -52,7 +52,7 @@
 //!   stays in the core, where it counts against the outgoing buffer, so
 //!   `WS_ERR_BUSY` means the client really is behind.
 //! - **Time.** The region task sleeps until [`Region::poll_timeout`] and
-//!   then feeds [`Input::Timeout`].
+//!   then feeds [`Input::Timeout`](crate::Input::Timeout).
 //! - **Closing.** After [`Output::Close`](crate::Output::Close) the last bytes are
 //!   written, the write side is shut down, and the task reads and discards
 //!   for up to 2 s so the peer sees our close frame rather than a reset. A
@@ -62,7 +62,6 @@
 //! not terminated here (put a TLS proxy in front and set
 //! [`Config::secure_authority`](crate::Config::secure_authority)).
 
-use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,9 +72,10 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Command, Error, Handler, LINGER, OsEntropy, SHUTDOWN_GRACE, Stopped, Transport, drain, take_batch};
+use super::table::{self, Table};
+use super::{Command, Error, Handler, LINGER, OsEntropy, Stopped};
 use crate::config::Config;
-use crate::region::{Input, Region};
+use crate::region::Region;
 use crate::session::ConnectionId;
 
 /// Bytes read from a socket at a time.
@@ -87,8 +87,6 @@ thread_local! {
 
 /// Reports from connection tasks waiting for the region task; beyond this, readers wait.
 const REPORT_QUEUE: usize = 1024;
-/// How long the last write of a closing connection may take.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Control<H> {
     Call(Command<H>),
@@ -106,7 +104,7 @@ enum Report {
 /// What the region task and one connection task share: the socket, and the
 /// region task's commands in a slot rather than a channel (a tokio channel
 /// costs over a kilobyte per idle connection; the slot needs a few bytes).
-struct Link {
+struct Shared {
     stream: TcpStream,
     cmds: std::sync::Mutex<Cmds>,
     /// Wakes the connection task after `cmds` changed.
@@ -123,9 +121,9 @@ struct Cmds {
     close: bool,
 }
 
-impl Link {
-    fn new(stream: TcpStream) -> Link {
-        Link { stream, cmds: std::sync::Mutex::default(), wake: Notify::new() }
+impl Shared {
+    fn new(stream: TcpStream) -> Shared {
+        Shared { stream, cmds: std::sync::Mutex::default(), wake: Notify::new() }
     }
 
     /// Changes the commands and wakes the connection task (a wake-up before it
@@ -203,54 +201,42 @@ impl<H: Handler> Server<H> {
         let _keep = control_tx;
         let (report_tx, mut report_rx) = mpsc::channel(REPORT_QUEUE);
         let now = Instant::now();
-        let mut conns = Conns { map: HashMap::new(), deadlines: BTreeSet::new(), now };
-        let mut next_id = 0u64;
-        let mut shutdown_at: Option<Instant> = None;
+        let mut conns: Table<Task> = Table::new(now);
         let mut accept_pause: Option<Instant> = None;
         handler.on_start(&mut region, now);
-        drain(&mut region, &mut handler, &mut conns, now);
+        conns.drain(&mut region, &mut handler, now);
         loop {
-            let wake = [region.poll_timeout(), conns.deadlines.first().map(|d| d.0), shutdown_at, accept_pause]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = conns.wake(&region, accept_pause);
             let sleep = async move {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
                     None => std::future::pending().await,
                 }
             };
-            let accepting = shutdown_at.is_none() && accept_pause.is_none();
+            let accepting = !conns.shutting_down() && accept_pause.is_none();
             tokio::select! {
                 Some(report) = report_rx.recv() => {
                     let now = Instant::now();
-                    conns.apply(&mut region, now, report);
+                    apply(&mut conns, &mut region, now, report);
                     // Take what else is waiting, so a burst costs one output phase.
                     for _ in 0..REPORT_QUEUE {
                         let Ok(report) = report_rx.try_recv() else { break };
-                        conns.apply(&mut region, now, report);
+                        apply(&mut conns, &mut region, now, report);
                     }
                 }
                 Some(control) = control_rx.recv() => match control {
                     Control::Call(f) => f(&mut handler, &mut region, Instant::now()),
                     Control::Shutdown => {
-                        let now = Instant::now();
-                        if shutdown_at.is_none() {
-                            shutdown_at = Some(now + SHUTDOWN_GRACE);
-                            region.region_restart(now);
-                        }
+                        conns.shutdown(&mut region, Instant::now());
                     }
                 },
                 accepted = listener.accept(), if accepting => match accepted {
                     Ok((stream, remote)) => {
-                        let conn = ConnectionId(next_id);
-                        next_id += 1;
+                        let conn = conns.next_id();
                         let _ = stream.set_nodelay(true);
-                        let link = Arc::new(Link::new(stream));
-                        let task = tokio::spawn(connection(conn, link.clone(), report_tx.clone()));
-                        conns.map.insert(conn, ConnState { link, task, writing: false, closing: None });
-                        // Ids are fresh, so the core cannot refuse them.
-                        let _ = region.handle_input(Instant::now(), Input::Accepted { conn, remote: remote.ip() });
+                        let shared = Arc::new(Shared::new(stream));
+                        let task = tokio::spawn(connection(conn, shared.clone(), report_tx.clone()));
+                        conns.accepted(&mut region, conn, remote.ip(), Task { shared, task });
                     }
                     // Out of descriptors and the like: retry shortly instead of spinning.
                     Err(_) => accept_pause = Some(Instant::now() + Duration::from_millis(50)),
@@ -258,23 +244,24 @@ impl<H: Handler> Server<H> {
                 () = sleep => {}
             }
             let now = Instant::now();
-            conns.now = now;
             if accept_pause.is_some_and(|at| at <= now) {
                 accept_pause = None;
             }
-            if region.poll_timeout().is_some_and(|at| at <= now) {
-                let _ = region.handle_input(now, Input::Timeout);
-            }
-            conns.expire(&mut region, now);
-            drain(&mut region, &mut handler, &mut conns, now);
-            if shutdown_at.is_some_and(|at| conns.map.is_empty() || at <= now) {
+            if conns.turn(&mut region, &mut handler, now) {
                 break;
             }
         }
-        for (_, state) in conns.map.drain() {
-            state.task.abort();
-        }
+        conns.kill_all();
         handler
+    }
+}
+
+/// Applies one connection task's report.
+fn apply(conns: &mut Table<Task>, region: &mut Region, now: Instant, report: Report) {
+    match report {
+        Report::Data(conn, data) => conns.received(region, now, conn, &data),
+        Report::Gone(conn) => conns.gone(region, now, conn),
+        Report::Written(conn) => conns.written(region, conn),
     }
 }
 
@@ -283,17 +270,7 @@ pub struct Handle<H> {
     tx: mpsc::UnboundedSender<Control<H>>,
 }
 
-impl<H> Clone for Handle<H> {
-    fn clone(&self) -> Handle<H> {
-        Handle { tx: self.tx.clone() }
-    }
-}
-
-impl<H> std::fmt::Debug for Handle<H> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").finish_non_exhaustive()
-    }
-}
+super::handle_impls!(Handle);
 
 impl<H: 'static> Handle<H> {
     /// Runs `f` on the region's task, between polls, with the handler, the
@@ -349,116 +326,42 @@ impl<H: 'static> Handle<H> {
     }
 }
 
-struct ConnState {
+/// One connection's task, as the table drives it.
+struct Task {
     /// Shared with the connection task: the region task writes what the socket takes at once.
-    link: Arc<Link>,
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
-    /// The connection task holds a batch it has not finished writing.
-    writing: bool,
-    /// The core said [`Output::Close`](crate::Output::Close); the last write must end by then.
-    closing: Option<Instant>,
 }
 
-/// The region task's view of its connections.
-struct Conns {
-    map: HashMap<ConnectionId, ConnState>,
-    /// Closing connections whose last write must finish by then.
-    deadlines: BTreeSet<(Instant, ConnectionId)>,
-    now: Instant,
-}
-
-impl Conns {
-    fn apply(&mut self, region: &mut Region, now: Instant, report: Report) {
-        match report {
-            Report::Data(conn, data) => {
-                // A connection the core already forgot (it closed it) is harmless.
-                let _ = region.handle_input(now, Input::Received { conn, data: &data });
-            }
-            Report::Gone(conn) => {
-                if let Some(state) = self.map.remove(&conn) {
-                    if let Some(deadline) = state.closing {
-                        self.deadlines.remove(&(deadline, conn));
-                    }
-                    let _ = region.handle_input(now, Input::PeerClosed { conn });
-                }
-            }
-            Report::Written(conn) => {
-                if let Some(state) = self.map.get_mut(&conn) {
-                    state.writing = false;
-                    self.transmit(region, conn);
-                }
-            }
-        }
-    }
-
-    /// Abandons closing connections whose last write is overdue.
-    fn expire(&mut self, region: &mut Region, now: Instant) {
-        while let Some(&(at, conn)) = self.deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            if let Some(state) = self.map.remove(&conn) {
-                state.task.abort();
-                let _ = region.handle_input(now, Input::PeerClosed { conn });
-            }
-        }
-    }
-}
-
-impl Transport for Conns {
-    fn transmit(&mut self, region: &mut Region, conn: ConnectionId) {
-        let Some(state) = self.map.get_mut(&conn) else { return };
-        if state.writing {
-            return; // taken when the current write completes
-        }
-        loop {
-            match take_batch(region, conn) {
-                Some(batch) => {
-                    // Whatever the socket takes now needs no hop to the connection task.
-                    let rest = match state.link.stream.try_write(&batch) {
-                        Ok(n) if n == batch.len() => continue,
-                        Ok(n) => batch.slice(n..),
-                        // Would block, or failed: the connection task finishes or reports it.
-                        Err(_) => batch,
-                    };
-                    state.writing = true;
-                    state.link.command(|c| c.write = Some(rest));
-                }
-                None if let Some(deadline) = state.closing => {
-                    self.deadlines.remove(&(deadline, conn));
-                    state.link.command(|c| c.close = true);
-                    self.map.remove(&conn);
-                }
-                None => {}
-            }
-            return;
-        }
-    }
-
-    fn close(&mut self, region: &mut Region, conn: ConnectionId) {
-        let Some(state) = self.map.get_mut(&conn) else {
-            // Not ours any more: let the core free what it holds.
-            while region.poll_transmit(conn).is_some() {}
-            return;
+impl table::Link for Task {
+    fn write(&mut self, batch: Bytes) -> bool {
+        // Whatever the socket takes now needs no hop to the connection task.
+        let rest = match self.shared.stream.try_write(&batch) {
+            Ok(n) if n == batch.len() => return false,
+            Ok(n) => batch.slice(n..),
+            // Would block, or failed: the connection task finishes or reports it.
+            Err(_) => batch,
         };
-        if state.closing.is_none() {
-            let deadline = self.now + FLUSH_TIMEOUT;
-            state.closing = Some(deadline);
-            self.deadlines.insert((deadline, conn));
-        }
-        self.transmit(region, conn);
+        self.shared.command(|c| c.write = Some(rest));
+        true
     }
 
-    fn set_paused(&mut self, conn: ConnectionId, paused: bool) {
-        if let Some(state) = self.map.get(&conn) {
-            state.link.command(|c| c.paused = paused);
-        }
+    /// The region task lets go of its share, so the task can own the socket to linger.
+    fn finish(self) {
+        self.shared.command(|c| c.close = true);
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.shared.command(|c| c.paused = paused);
+    }
+
+    fn kill(self) {
+        self.task.abort();
     }
 }
 
 /// One connection: reads unless paused, writes what the region task sends.
-async fn connection(conn: ConnectionId, link: Arc<Link>, reports: mpsc::Sender<Report>) {
+async fn connection(conn: ConnectionId, link: Arc<Shared>, reports: mpsc::Sender<Report>) {
     let stream = &link.stream;
     loop {
         let (write, paused, close) = {
@@ -506,7 +409,7 @@ async fn connection(conn: ConnectionId, link: Arc<Link>, reports: mpsc::Sender<R
         }
     }
     // The region task let go of its share when it sent `Close`.
-    let Ok(Link { mut stream, .. }) = Arc::try_unwrap(link) else { return };
+    let Ok(Shared { mut stream, .. }) = Arc::try_unwrap(link) else { return };
     // Shut down our side, then drain the peer's until it closes: closing a
     // socket with unread input sends a reset, which can destroy our close frame.
     if stream.shutdown().await.is_ok() {
