@@ -58,6 +58,8 @@ impl Run {
                 Output::ResumeReading(_) => self.paused = false,
                 Output::Events(s) => assert_eq!(s, self.script),
                 Output::Revoked { .. } => {}
+                // The script's region listener ends with it (mode bit: reset after the first chunk).
+                Output::ListenerStopped { script, .. } => assert_eq!(script, self.script),
                 other => panic!("unexpected output {other:?}"),
             }
         }
