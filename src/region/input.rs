@@ -65,6 +65,8 @@ impl Region {
     }
 
     /// A request head is complete (or refused): decide what the connection becomes.
+    /// Once per connection, so kept out of line, away from the message path.
+    #[inline(never)]
     fn head(&mut self, now: Instant, idx: ConnIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         let buf = c.inbuf.take();
@@ -201,6 +203,7 @@ impl Region {
 
     /// Hands on what the session held back, if there is room now; otherwise
     /// the queue it still waits for.
+    #[cold]
     fn place_held(&mut self, idx: ConnIdx, mode: Pump) -> Option<ScriptIdx> {
         let s = self.conns.session_mut(idx)?;
         let held = s.held.take()?;
@@ -280,6 +283,7 @@ impl Region {
     }
 
     /// Marks the session paused (telling the embedder once) and in the waiting line of `queue`.
+    #[cold]
     fn pause(&mut self, idx: ConnIdx, queue: ScriptIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         let id = c.id;
