@@ -2,20 +2,29 @@
 //!
 //! ```text
 //! cargo run --release --features tokio --example echo_server -- [--bind ADDR] [--max-message N]
-//!     [--sessions-per-url N] [--handshakes-per-second N] [--worker-threads N]
+//!     [--sessions-per-url N] [--handshakes-per-second N] [--worker-threads N] [--http-timeout SECS]
 //! ```
 //!
-//! - Prints `object-url <url>` and `region-url <url>` on stdout once
-//!   listening (default `127.0.0.1:8787`; port 0 picks one), and a new line
-//!   whenever one of them changes.
+//! - Prints `object-url <url>`, `region-url <url>` and `http-url <url>` on
+//!   stdout once listening (default `127.0.0.1:8787`; port 0 picks one), and
+//!   a new line whenever one of them changes.
 //! - Object "echo": its script holds an object-scope URL and sends every text
-//!   back to the session it came from.
+//!   back to the session it came from. It also holds an HTTP-in URL
+//!   (`http://HOST:PORT/lslhttp/<cap>/`, same port) and answers each request
+//!   by its `x-path-info`: `/hold` or anything under `/hold/` is never
+//!   answered (the core answers 504 after `--http-timeout`, default 25 s);
+//!   `/status/<n>` gets status n and an empty body; `/header/<name>` gets 200
+//!   with `llGetHTTPHeader(id, name)`; `/method` gets 200 with the method;
+//!   anything else gets 200 with the body as the script received it (cut to
+//!   2048 bytes and transcoded to UTF-8).
 //! - Object "region echo": its script listens on region domain `echo` and
 //!   answers each `msg,echo,<p>` to that client as `msg,echo,<p>`.
 //! - stdin, one command per line, applied to the echo object: `reset`,
 //!   `rez`, `region-change`, `owner-change`, `remove`, `release`; `restart`
 //!   restarts the region (both objects); `quit` closes every session and
-//!   exits. After each, the scripts request new URLs as real scripts do.
+//!   exits. Each revokes the echo script's WebSocket and HTTP-in URLs alike
+//!   (`release`: the script releases both). After each, the scripts request
+//!   new URLs as real scripts do.
 //! - `GET /` serves a page that talks to both URLs; `GET /urls` gives them as JSON.
 //! - `--sessions-per-url` and `--handshakes-per-second` raise the region's
 //!   limits (defaults 256 and 400 here) for load tests such as
@@ -30,7 +39,8 @@ use std::time::Instant;
 use lsl_websocket::adapter::tokio::Server;
 use lsl_websocket::adapter::{Handler, OsEntropy};
 use lsl_websocket::{
-    Config, ConnectionId, Entropy, Event, EventKind, Key, Region, Scope, ScriptInfo, SendError, WebsocketRequest,
+    Config, ConnectionId, Entropy, Event, EventKind, HttpMethod, Key, Region, Scope, ScriptInfo, SendError,
+    WebsocketRequest,
 };
 
 /// The commands stdin accepts.
@@ -47,6 +57,8 @@ struct Script {
     /// The line prefix its URL is printed with.
     label: &'static str,
     url: Option<String>,
+    /// The HTTP-in URL (the object's script only).
+    http_url: Option<String>,
     /// An echo that got `WS_ERR_BUSY`: retried before any further event is read,
     /// so a slow client slows its script down instead of losing echoes.
     pending: Option<(Key, String)>,
@@ -68,8 +80,15 @@ impl Echo {
         let (object, region) = (info(), info());
         Echo {
             scripts: [
-                Script { info: object, domain: None, label: "object-url", url: None, pending: None },
-                Script { info: region, domain: Some("echo"), label: "region-url", url: None, pending: None },
+                Script { info: object, domain: None, label: "object-url", url: None, http_url: None, pending: None },
+                Script {
+                    info: region,
+                    domain: Some("echo"),
+                    label: "region-url",
+                    url: None,
+                    http_url: None,
+                    pending: None,
+                },
             ],
             entropy,
         }
@@ -84,6 +103,10 @@ impl Echo {
         let request =
             WebsocketRequest { scope, domain: script.domain.map(str::to_string), ..WebsocketRequest::default() };
         region.request_websocket(script.info, &request);
+        if which == OBJECT {
+            script.http_url = None;
+            region.request_url(script.info);
+        }
     }
 
     fn command(&mut self, region: &mut Region, now: Instant, command: &str) {
@@ -114,6 +137,11 @@ impl Echo {
                 {
                     eprintln!("release {url}: {e}");
                 }
+                if let Some(url) = self.scripts[OBJECT].http_url.take()
+                    && let Err(e) = region.release_url(now, info.script, &url)
+                {
+                    eprintln!("release {url}: {e}");
+                }
             }
             "restart" => {
                 region.region_restart(now);
@@ -138,7 +166,7 @@ impl Echo {
     }
 
     /// Reads the script's events unless it is waiting for a busy client.
-    fn run_script(&mut self, region: &mut Region, which: usize) {
+    fn run_script(&mut self, region: &mut Region, now: Instant, which: usize) {
         if let Some((session, text)) = self.scripts[which].pending.take()
             && !self.echo(region, which, session, text)
         {
@@ -161,6 +189,15 @@ impl Echo {
                 }
                 EventKind::UrlDenied => eprintln!("{} denied: {}", self.scripts[which].label, event.data),
                 EventKind::Open | EventKind::Close => {}
+                EventKind::Http(HttpMethod::UrlRequestGranted) => {
+                    let s = &mut self.scripts[which];
+                    if s.http_url.as_deref() != Some(&*event.data) {
+                        s.http_url = Some(event.data.to_string());
+                        print_line(&format!("http-url {}", event.data));
+                    }
+                }
+                EventKind::Http(HttpMethod::UrlRequestDenied) => eprintln!("http-url denied: {}", event.data),
+                EventKind::Http(method) => http_echo(region, now, script, &event, method),
             }
         }
     }
@@ -170,7 +207,12 @@ impl Echo {
             Some(u) => format!("\"{}\"", u.replace('\\', "\\\\").replace('"', "\\\"")),
             None => "null".to_string(),
         };
-        format!("{{\"object\":{},\"region\":{}}}", field(&self.scripts[OBJECT].url), field(&self.scripts[REGION].url))
+        format!(
+            "{{\"object\":{},\"region\":{},\"http\":{}}}",
+            field(&self.scripts[OBJECT].url),
+            field(&self.scripts[REGION].url),
+            field(&self.scripts[OBJECT].http_url)
+        )
     }
 }
 
@@ -184,19 +226,19 @@ impl Handler for Echo {
         // Unused: `on_events` reads events itself, to stop while a client is busy.
     }
 
-    fn on_events(&mut self, region: &mut Region, _now: Instant, script: Key) {
+    fn on_events(&mut self, region: &mut Region, now: Instant, script: Key) {
         if let Some(which) = self.scripts.iter().position(|s| s.info.script == script) {
-            self.run_script(region, which);
+            self.run_script(region, now, which);
         } else {
             // A script that is gone (e.g. after `remove`): nothing listens.
             while region.poll_event(script).is_some() {}
         }
     }
 
-    fn tick(&mut self, region: &mut Region, _now: Instant) {
+    fn tick(&mut self, region: &mut Region, now: Instant) {
         for which in [OBJECT, REGION] {
             if self.scripts[which].pending.is_some() {
-                self.run_script(region, which);
+                self.run_script(region, now, which);
             }
         }
     }
@@ -212,6 +254,26 @@ impl Handler for Echo {
         // The client may have gone already; nothing to answer then.
         let _ = answer;
     }
+}
+
+/// The HTTP-in echo script's `http_request` handler: it answers by path info.
+fn http_echo(region: &mut Region, now: Instant, script: Key, event: &Event, method: HttpMethod) {
+    let id = event.id;
+    let path = region.http_header(script, id, "x-path-info");
+    let answer = if path == "/hold" || path.starts_with("/hold/") {
+        return; // never answered: the core's timeout answers
+    } else if let Some(n) = path.strip_prefix("/status/") {
+        region.http_response(now, script, id, n.parse().unwrap_or(500), "")
+    } else if let Some(name) = path.strip_prefix("/header/") {
+        let value = region.http_header(script, id, name);
+        region.http_response(now, script, id, 200, &value)
+    } else if path == "/method" {
+        region.http_response(now, script, id, 200, method.as_str())
+    } else {
+        region.http_response(now, script, id, 200, &event.data)
+    };
+    // The client may have gone meanwhile (a typed error); nobody to answer then.
+    let _ = answer;
 }
 
 fn key(entropy: &mut OsEntropy) -> Key {
@@ -232,12 +294,14 @@ struct Args {
     max_message: usize,
     sessions_per_url: usize,
     handshakes_per_second: u32,
+    /// Seconds before an unanswered HTTP-in request is answered 504.
+    http_timeout: u64,
     /// 0: a current-thread runtime; otherwise a multi-thread runtime with this many workers.
     worker_threads: usize,
 }
 
 const USAGE: &str = "usage: echo_server [--bind ADDR] [--max-message N] [--sessions-per-url N] [--handshakes-per-second N] \
-     [--worker-threads N]";
+     [--worker-threads N] [--http-timeout SECS]";
 
 /// The value after a flag, as a positive number.
 fn number<T: std::str::FromStr + PartialEq + Default>(flag: &str, value: Option<String>) -> Result<T, String> {
@@ -258,6 +322,7 @@ fn parse_args() -> Result<Args, String> {
         // 200 clients connecting at once from one address must not be refused 429.
         handshakes_per_second: 400,
         worker_threads: 0,
+        http_timeout: 25,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -267,6 +332,7 @@ fn parse_args() -> Result<Args, String> {
             "--sessions-per-url" => args.sessions_per_url = number(&arg, it.next())?,
             "--handshakes-per-second" => args.handshakes_per_second = number(&arg, it.next())?,
             "--worker-threads" => args.worker_threads = number(&arg, it.next())?,
+            "--http-timeout" => args.http_timeout = number(&arg, it.next())?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other} ({USAGE})")),
         }
@@ -311,6 +377,7 @@ async fn serve(args: Args) -> ExitCode {
         serve_other_paths: true,
         sessions_per_url: args.sessions_per_url,
         handshakes_per_second: args.handshakes_per_second,
+        http_timeout: std::time::Duration::from_secs(args.http_timeout),
         ..Config::default()
     };
     let server = match Server::bind(&args.bind, config, Echo::new(entropy)).await {

@@ -62,6 +62,28 @@ pub struct Config {
     /// [`Output::HttpRequest`](crate::Output::HttpRequest) (to serve a page on
     /// the same port) instead of answering them 404.
     pub serve_other_paths: bool,
+    /// HTTP-in: largest request body the script receives, in bytes of UTF-8
+    /// (SPEC §8: 2048). Longer bodies are cut (Second Life's behaviour) or,
+    /// with [`refuse_large_bodies`](Config::refuse_large_bodies), answered 413.
+    pub max_body: usize,
+    /// HTTP-in: answer a body over [`max_body`](Config::max_body) with 413
+    /// instead of cutting it.
+    pub refuse_large_bodies: bool,
+    /// HTTP-in: requests one script may have in flight (SPEC §8: 64); the next gets 503.
+    pub http_in_flight: usize,
+    /// HTTP-in: time from the `http_request` event to `llHTTPResponse` before
+    /// the request is answered with [`http_timeout_status`](Config::http_timeout_status) (25 s).
+    pub http_timeout: Duration,
+    /// HTTP-in: the status of a request the script did not answer in time
+    /// (504; OpenSimulator answers 500).
+    pub http_timeout_status: u16,
+    /// HTTP-in: the body of that answer (OpenSimulator's is `Script timeout`).
+    pub http_timeout_body: String,
+    /// HTTP-in: how long after the event `llGetHTTPHeader` answers (30 s).
+    pub header_lifetime: Duration,
+    /// HTTP-in: serve `CONTENT_TYPE_HTML` as `text/html`. Second Life allows
+    /// it only to the owner's own viewer; off, HTML is served as `text/plain`.
+    pub allow_html: bool,
 }
 
 impl Default for Config {
@@ -88,6 +110,14 @@ impl Default for Config {
             max_handshakes: 1024,
             busy_grace: Duration::from_secs(1),
             serve_other_paths: false,
+            max_body: 2048,
+            refuse_large_bodies: false,
+            http_in_flight: 64,
+            http_timeout: Duration::from_secs(25),
+            http_timeout_status: 504,
+            http_timeout_body: String::new(),
+            header_lifetime: Duration::from_secs(30),
+            allow_html: false,
         }
     }
 }

@@ -17,6 +17,7 @@ use slotmap::SlotMap;
 use crate::config::Config;
 use crate::frame;
 use crate::hash::Map;
+use crate::http::conn::HttpIn;
 use crate::index::ConnIdx;
 use crate::key::Key;
 use crate::script::SendError;
@@ -31,6 +32,8 @@ pub(crate) enum Kind {
     Http { deadline: Instant },
     /// An open WebSocket session.
     WebSocket(Box<Session>),
+    /// An HTTP-in request being read or answered (SPEC §8).
+    HttpIn(Box<HttpIn>),
     /// The server sent a close and waits for the echo until the deadline.
     Closing { deadline: Instant },
     /// `Output::Close` was emitted; only unsent bytes remain.
@@ -110,6 +113,7 @@ impl Conn {
         match &self.kind {
             Kind::Head { deadline } | Kind::Http { deadline } | Kind::Closing { deadline } => Some(*deadline),
             Kind::WebSocket(s) => s.deadline(config),
+            Kind::HttpIn(h) => Some(h.deadline()),
             Kind::Closed => None,
         }
     }
@@ -156,6 +160,14 @@ impl Inbuf {
     pub(crate) fn clear(&mut self) {
         self.0 = Box::default();
     }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Every connection of the region.
@@ -167,6 +179,9 @@ pub(crate) struct Conns {
     keys: Map<Key, ConnIdx>,
     /// Connections still reading their request head (the SPEC §5 handshake cap).
     heads: usize,
+    /// HTTP-in connections whose answers were all taken while they waited
+    /// for that (`Phase::Flushing`): the coordinator reads their next request.
+    pub(crate) drained: Vec<ConnIdx>,
 }
 
 impl Conns {
@@ -243,6 +258,10 @@ impl Conns {
         }
         if matches!(c.kind, Kind::Closed) {
             self.remove(idx);
+        } else if let Kind::HttpIn(h) = &c.kind
+            && matches!(h.phase, crate::http::conn::Phase::Flushing { .. })
+        {
+            self.drained.push(idx);
         } else if c.out.capacity() > 8 {
             // Give back a queue that grew during a burst.
             c.out = VecDeque::new();

@@ -12,4 +12,6 @@ slotmap::new_key_type! {
     pub(crate) struct ScriptIdx;
     /// A URL grant in `urls::Urls`: an object-scope URL, or a region-scope listener.
     pub(crate) struct UrlIdx;
+    /// An HTTP-in request in `inflight::InFlight`.
+    pub(crate) struct ReqIdx;
 }

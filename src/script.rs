@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::http::HttpMethod;
 use crate::key::Key;
 
 /// Who makes a script call: the script and the object and owner it belongs to.
@@ -84,10 +85,17 @@ pub enum EventKind {
     Text,
     /// `WS_CLOSE`: `id` is the session key, `data` is `"<code> <reason>"`.
     Close,
+    /// LSL's `http_request(key id, string method, string body)` (SPEC §8):
+    /// for a request, `id` is the request id and `data` the body (transcoded
+    /// to UTF-8, cut to the limit); for `URL_REQUEST_GRANTED` /
+    /// `URL_REQUEST_DENIED`, `id` is the request key and `data` the URL or
+    /// the reason word. `domain` is `""`.
+    Http(HttpMethod),
 }
 
 impl EventKind {
-    /// The LSL constant name, e.g. `"WS_TEXT"`.
+    /// The LSL constant name, e.g. `"WS_TEXT"`; for `http_request`, the
+    /// method string (`"POST"`, `"URL_REQUEST_GRANTED"`, …).
     pub fn lsl_name(self) -> &'static str {
         match self {
             EventKind::UrlGranted => "WS_URL_GRANTED",
@@ -95,6 +103,7 @@ impl EventKind {
             EventKind::Open => "WS_OPEN",
             EventKind::Text => "WS_TEXT",
             EventKind::Close => "WS_CLOSE",
+            EventKind::Http(method) => method.as_str(),
         }
     }
 }

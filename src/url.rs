@@ -11,6 +11,12 @@ pub(crate) fn format_url(secure: bool, authority: &str, cap: Key) -> String {
     format!("{scheme}://{authority}{PATH_PREFIX}{cap}/")
 }
 
+/// Renders an HTTP-in URL (SPEC §8): `http://{authority}/lslhttp/{cap}/`,
+/// `https://{authority}/lslhttps/{cap}/` when secure.
+pub(crate) fn format_http_url(secure: bool, authority: &str, cap: Key) -> String {
+    if secure { format!("https://{authority}/lslhttps/{cap}/") } else { format!("http://{authority}/lslhttp/{cap}/") }
+}
+
 /// A request target split into capability, path info and query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Target<'a> {
@@ -25,8 +31,13 @@ pub(crate) struct Target<'a> {
 /// Life's `x-path-info` (SPEC §2, §8): `/lslws/{cap}/a/b` → `/a/b`. The
 /// granted URL itself, `/lslws/{cap}/` or `/lslws/{cap}`, has path info `""`.
 pub(crate) fn parse_target(target: &str) -> Option<Target<'_>> {
+    parse_target_under(target, PATH_PREFIX)
+}
+
+/// As [`parse_target`], for capabilities under another prefix (HTTP-in's).
+pub(crate) fn parse_target_under<'a>(target: &'a str, prefix: &str) -> Option<Target<'a>> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let rest = path.strip_prefix(PATH_PREFIX)?;
+    let rest = path.strip_prefix(prefix)?;
     let (cap, path_info) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path_info = if path_info == "/" { "" } else { path_info };
     Some(Target { cap: cap.parse().ok()?, path_info, query })
@@ -38,6 +49,15 @@ pub(crate) fn cap_of_url(url: &str) -> Option<Key> {
     let path = &after_scheme[after_scheme.find('/')?..];
     let target = parse_target(path)?;
     (target.path_info.is_empty() && target.query.is_empty()).then_some(target.cap)
+}
+
+/// The capability of an HTTP-in URL this crate minted, and whether it is the secure kind.
+pub(crate) fn cap_of_http_url(url: &str) -> Option<(Key, bool)> {
+    let after_scheme = url.split_once("://")?.1;
+    let path = &after_scheme[after_scheme.find('/')?..];
+    let (prefix, secure) = if path.starts_with("/lslhttps/") { ("/lslhttps/", true) } else { ("/lslhttp/", false) };
+    let target = parse_target_under(path, prefix)?;
+    (target.path_info.is_empty() && target.query.is_empty()).then_some((target.cap, secure))
 }
 
 #[cfg(test)]

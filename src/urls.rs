@@ -26,8 +26,11 @@ pub(crate) struct UrlRecord {
     pub(crate) max_message: usize,
     /// Region scope: the domain listened on. Object scope: `None`.
     pub(crate) domain: Option<Arc<str>>,
-    /// Object scope: open sessions, in the order they opened.
+    /// Object scope: open sessions, in the order they opened; HTTP-in: the
+    /// connections with a request in flight.
     pub(crate) sessions: Vec<crate::index::ConnIdx>,
+    /// An HTTP-in URL (SPEC §8), and whether it is the secure kind.
+    pub(crate) http: Option<bool>,
     /// Grant order: revocations report in it, whatever the slots' order.
     seq: u64,
 }
@@ -101,7 +104,7 @@ impl Urls {
             (Scope::Region, Some(d)) if envelope::validate_domain(d).is_ok() => Some(d),
             _ => return Err(DenyReason::BadOption),
         };
-        let mine = || self.records.values().filter(|u| u.script == caller.script);
+        let mine = || self.records.values().filter(|u| u.script == caller.script && u.http.is_none());
         if domain.is_some_and(|d| mine().any(|u| u.domain.as_deref() == Some(d))) {
             return Err(DenyReason::BadOption);
         }
@@ -132,6 +135,7 @@ impl Urls {
             max_message,
             domain: domain.map(Arc::from),
             sessions: Vec::new(),
+            http: None,
             seq: self.next_seq,
         };
         self.next_seq += 1;
@@ -139,6 +143,48 @@ impl Urls {
         if domain.is_none() {
             self.caps.insert(cap, Resolved::Url(idx));
         }
+        Ok(idx)
+    }
+
+    /// `llRequestURL` / `llRequestSecureURL`: an HTTP-in URL on the same
+    /// budget as WebSocket URLs; a script holds at most `urls_per_script` of them.
+    pub(crate) fn grant_http(
+        &mut self,
+        config: &Config,
+        entropy: &mut dyn Entropy,
+        caller: ScriptInfo,
+        queue: ScriptIdx,
+        secure: bool,
+    ) -> Result<UrlIdx, DenyReason> {
+        let authority = match (secure, &config.secure_authority) {
+            (false, _) => &config.authority,
+            (true, Some(secure)) => secure,
+            (true, None) => return Err(DenyReason::NoSecure),
+        };
+        let held = self.records.values().filter(|u| u.script == caller.script && u.http.is_some()).count();
+        if held >= config.urls_per_script {
+            return Err(DenyReason::TooMany);
+        }
+        if self.free(config, caller.owner) == 0 {
+            return Err(DenyReason::Budget);
+        }
+        let cap = self.mint_cap(entropy);
+        let record = UrlRecord {
+            url: url::format_http_url(secure, authority, cap),
+            cap,
+            script: caller.script,
+            queue,
+            object: caller.object,
+            owner: caller.owner,
+            max_message: config.max_body,
+            domain: None,
+            sessions: Vec::new(),
+            http: Some(secure),
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        let idx = self.records.insert(record);
+        self.caps.insert(cap, Resolved::Url(idx));
         Ok(idx)
     }
 

@@ -50,12 +50,14 @@ impl Region {
                     self.close_now(idx);
                 }
             }
+            Kind::HttpIn(_) => self.http_input(now, idx, data),
             // A request body or pipelined request waits for `respond`, which closes.
             Kind::Http { .. } | Kind::Closed => {}
         }
     }
 
     pub(super) fn peer_closed(&mut self, idx: ConnIdx) {
+        self.http_gone(idx, crate::http::HttpError::ClientGone);
         let Some(c) = self.conns.get(idx) else { return };
         if c.session().is_some() {
             // What the client sent before it left is delivered, even past a full queue.
@@ -67,9 +69,12 @@ impl Region {
     /// A request head is complete (or refused): decide what the connection becomes.
     /// Once per connection, so kept out of line, away from the message path.
     #[inline(never)]
-    fn head(&mut self, now: Instant, idx: ConnIdx) {
+    pub(super) fn head(&mut self, now: Instant, idx: ConnIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         let buf = c.inbuf.take();
+        if crate::http::head::is_http_in(&buf) {
+            return self.http_head(now, idx, buf);
+        }
         let remote = c.remote;
         let (request, head_len) = match handshake::parse(&buf, &self.config) {
             Parsed::Partial => {
@@ -107,7 +112,9 @@ impl Region {
                 (Route::Region { contacts: Default::default() }, self.config.max_message + ENVELOPE_HEAD)
             }
             Resolved::Url(url) => {
-                let Some(record) = self.urls.get_mut(url) else { return self.refuse(idx, Status::NotFound) };
+                let Some(record) = self.urls.get_mut(url).filter(|u| u.http.is_none()) else {
+                    return self.refuse(idx, Status::NotFound);
+                };
                 if record.sessions.len() >= self.config.sessions_per_url {
                     return self.refuse(idx, Status::Unavailable);
                 }
@@ -301,6 +308,9 @@ impl Region {
     /// Delivers what a paused session holds; the embedder reads again only
     /// once all of it found room.
     pub(super) fn resume(&mut self, idx: ConnIdx) {
+        if matches!(self.conns.get(idx).map(|c| &c.kind), Some(Kind::HttpIn(_))) {
+            return self.http_resume(idx);
+        }
         if !self.conns.session(idx).is_some_and(|s| s.paused) {
             return;
         }
@@ -337,8 +347,9 @@ impl Region {
     /// started waiting, while it has room.
     pub(super) fn make_room(&mut self, queue: ScriptIdx) {
         while let Some(idx) = self.queues.next_waiting(queue) {
-            match self.conns.session_mut(idx) {
-                Some(s) if s.waiting_on == Some(queue) => s.waiting_on = None,
+            match self.conns.get_mut(idx).map(|c| &mut c.kind) {
+                Some(Kind::WebSocket(s)) if s.waiting_on == Some(queue) => s.waiting_on = None,
+                Some(Kind::HttpIn(h)) if h.waiting => {}
                 // It moved on to another queue, or is gone.
                 _ => continue,
             }

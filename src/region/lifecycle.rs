@@ -97,6 +97,13 @@ impl Region {
                 let (script, domain) = (record.script, domain.to_string());
                 self.outputs.push_back(Output::ListenerStopped { script, domain, cause });
             }
+            None if record.http.is_some() => {
+                // SPEC §8: requests in flight are answered at once, never left to time out.
+                for &idx in &record.sessions {
+                    self.http_refuse(idx, 503);
+                }
+                self.outputs.push_back(Output::Revoked { url: record.url, cause });
+            }
             None => {
                 for &idx in &record.sessions {
                     if self.silence(idx) {

@@ -16,6 +16,7 @@ use crate::conns::{Conns, Kind};
 use crate::entropy::Entropy;
 use crate::handshake;
 use crate::index::ConnIdx;
+use crate::inflight::InFlight;
 use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::queues::Queues;
@@ -28,6 +29,7 @@ use crate::url;
 use crate::urls::Urls;
 
 mod calls;
+mod http;
 mod input;
 mod lifecycle;
 mod scope;
@@ -136,6 +138,8 @@ pub struct Region {
     router: Router,
     rate: RateLimit,
     timers: Timers,
+    /// HTTP-in requests in flight.
+    inflight: InFlight,
     /// Open sessions on the region endpoint.
     region_sessions: usize,
     outputs: VecDeque<Output>,
@@ -147,6 +151,7 @@ impl std::fmt::Debug for Region {
             .field("urls", &self.urls.len())
             .field("connections", &self.conns.len())
             .field("sessions", &self.conns.sessions())
+            .field("http_in_flight", &self.inflight.len())
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +171,7 @@ impl Region {
             router: Router::default(),
             rate,
             timers: Timers::default(),
+            inflight: InFlight::default(),
             region_sessions: 0,
             outputs: VecDeque::new(),
         }
@@ -233,7 +239,14 @@ impl Region {
 
     /// The next bytes to write to `conn`, in order. `None` when nothing is pending.
     pub fn poll_transmit(&mut self, conn: ConnectionId) -> Option<Bytes> {
-        self.conns.poll_transmit(conn)
+        let bytes = self.conns.poll_transmit(conn);
+        if bytes.is_none() && !self.conns.drained.is_empty() {
+            // HTTP-in answers were taken: their connections read on.
+            for idx in std::mem::take(&mut self.conns.drained) {
+                self.read_next(idx);
+            }
+        }
+        bytes
     }
 
     /// When the embedder must next call [`handle_input`](Region::handle_input)
@@ -313,6 +326,7 @@ impl Region {
                 self.end_session(idx, Some((1006, "ping timeout")));
                 self.close_now(idx);
             }
+            Kind::HttpIn(_) => self.http_expired(idx),
             Kind::Head { .. } | Kind::Http { .. } | Kind::Closing { .. } => self.close_now(idx),
             Kind::Closed => {}
         }
@@ -339,6 +353,7 @@ impl Region {
 
     /// Tells the embedder to close after flushing; forgets the connection once flushed.
     fn close_now(&mut self, idx: ConnIdx) {
+        self.http_gone(idx, crate::http::HttpError::ClientGone);
         let Some(c) = self.conns.get_mut(idx) else { return };
         if matches!(c.kind, Kind::Closed) {
             return;

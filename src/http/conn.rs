@@ -1,0 +1,43 @@
+//! One HTTP-in connection: the request it is reading or waiting to answer.
+//!
+//! Requests on one connection are taken one at a time, so pipelined requests
+//! are answered in order: bytes behind the current request wait (bounded,
+//! then reading pauses) until it is answered.
+
+use std::time::Instant;
+
+use super::HttpMethod;
+use super::body::Body;
+use crate::index::ReqIdx;
+use crate::script::Event;
+
+/// Where the current request stands.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Reading the body; the deadline moves with every byte.
+    Body { body: Body, method: HttpMethod, charset: Option<Box<str>>, deadline: Instant },
+    /// The request is the script's; `held` is its event while the script's queue is full.
+    Waiting { deadline: Instant, held: Option<Box<Event>> },
+    /// Answered, and the response waits to be taken before the next request is read.
+    Flushing { deadline: Instant },
+}
+
+/// An HTTP-in connection.
+#[derive(Debug)]
+pub(crate) struct HttpIn {
+    /// The current request; `None` once answered.
+    pub(crate) req: Option<ReqIdx>,
+    pub(crate) phase: Phase,
+    /// An `Output::PauseReading` is out.
+    pub(crate) paused: bool,
+    /// In its script's waiting line for room.
+    pub(crate) waiting: bool,
+}
+
+impl HttpIn {
+    pub(crate) fn deadline(&self) -> Instant {
+        match &self.phase {
+            Phase::Body { deadline, .. } | Phase::Waiting { deadline, .. } | Phase::Flushing { deadline } => *deadline,
+        }
+    }
+}
