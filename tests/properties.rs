@@ -265,8 +265,12 @@ impl Model {
                 prop_assert!(!self.by_key.contains_key(&event.id), "session keys are never reused");
                 Ok(Some(event.id))
             }
-            EventKind::UrlGranted | EventKind::UrlDenied => {
-                prop_assert!(false, "an answer outlived its request call: {:?}", event);
+            EventKind::UrlGranted | EventKind::UrlDenied | EventKind::Http(_) => {
+                prop_assert!(
+                    false,
+                    "an answer outlived its request call, or an HTTP-in event nobody asked for: {:?}",
+                    event
+                );
                 unreachable!()
             }
             EventKind::Text | EventKind::Close => {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use lsl_websocket::adapter::Handler;
 use lsl_websocket::{
-    Config, Entropy, Event, EventKind, Key, Region, Scope, ScriptInfo, SeededEntropy, SendError, WebsocketRequest,
+    Config, Entropy, Event, EventKind, HttpMethod, Key, Region, Scope, ScriptInfo, SeededEntropy, SendError,
+    WebsocketRequest,
 };
 
 use super::{Target, WAIT};
@@ -24,6 +25,8 @@ pub struct Script {
     pub info: ScriptInfo,
     pub domain: Option<&'static str>,
     pub url: Option<String>,
+    /// The HTTP-in URL (the object script only).
+    pub http_url: Option<String>,
     pub denied: Option<String>,
     pending: Option<(Key, String)>,
 }
@@ -51,7 +54,7 @@ impl TestEcho {
         let mut keys = SeededEntropy::new(7);
         let mut info = || ScriptInfo { script: key(&mut keys), object: key(&mut keys), owner: key(&mut keys) };
         let (object, region) = (info(), info());
-        let script = |info, domain| Script { info, domain, url: None, denied: None, pending: None };
+        let script = |info, domain| Script { info, domain, url: None, http_url: None, denied: None, pending: None };
         TestEcho {
             scripts: [script(object, None), script(region, Some("echo"))],
             events: Vec::new(),
@@ -68,6 +71,10 @@ impl TestEcho {
         let scope = if s.domain.is_some() { Scope::Region } else { Scope::Object };
         let request = WebsocketRequest { scope, domain: s.domain.map(str::to_string), ..WebsocketRequest::default() };
         region.request_websocket(s.info, &request);
+        if which == OBJECT {
+            s.http_url = None;
+            region.request_url(s.info);
+        }
     }
 
     /// The example's stdin commands.
@@ -94,6 +101,9 @@ impl TestEcho {
             "release" => {
                 if let Some(url) = self.scripts[OBJECT].url.take() {
                     region.release_websocket(now, info.script, &url).expect("release a live URL");
+                }
+                if let Some(url) = self.scripts[OBJECT].http_url.take() {
+                    region.release_url(now, info.script, &url).expect("release a live HTTP-in URL");
                 }
             }
             "restart" => {
@@ -136,6 +146,11 @@ impl TestEcho {
                 EventKind::UrlGranted => self.scripts[which].url = Some(event.data.to_string()),
                 EventKind::UrlDenied => self.scripts[which].denied = Some(event.data.to_string()),
                 EventKind::Open | EventKind::Close => {}
+                EventKind::Http(HttpMethod::UrlRequestGranted) => {
+                    self.scripts[which].http_url = Some(event.data.to_string())
+                }
+                EventKind::Http(HttpMethod::UrlRequestDenied) => {}
+                EventKind::Http(method) => http_echo(region, self.scripts[which].info.script, &event, method),
             }
             self.events.push((which, event));
         }
@@ -173,6 +188,24 @@ impl Handler for TestEcho {
             }
         }
     }
+}
+
+/// The example's HTTP-in echo script (see examples/echo_server.rs): it answers by path info.
+fn http_echo(region: &mut Region, script: Key, event: &Event, method: HttpMethod) {
+    let (id, now) = (event.id, Instant::now());
+    let path = region.http_header(script, id, "x-path-info");
+    let _ = if path == "/hold" || path.starts_with("/hold/") {
+        return;
+    } else if let Some(n) = path.strip_prefix("/status/") {
+        region.http_response(now, script, id, n.parse().unwrap_or(500), "")
+    } else if let Some(name) = path.strip_prefix("/header/") {
+        let value = region.http_header(script, id, name);
+        region.http_response(now, script, id, 200, &value)
+    } else if path == "/method" {
+        region.http_response(now, script, id, 200, method.as_str())
+    } else {
+        region.http_response(now, script, id, 200, &event.data)
+    };
 }
 
 fn key(entropy: &mut SeededEntropy) -> Key {
@@ -213,7 +246,9 @@ impl AdapterTarget {
 
     fn wait_for_urls(&self) {
         super::wire::wait_until("the echo scripts' URL answers", || {
-            self.with(|h, _, _| h.scripts.iter().all(|s| s.url.is_some() || s.denied.is_some()))
+            self.with(|h, _, _| {
+                h.scripts.iter().all(|s| s.url.is_some() || s.denied.is_some()) && h.scripts[OBJECT].http_url.is_some()
+            })
         });
     }
 }
@@ -283,6 +318,10 @@ impl Target for AdapterTarget {
 
     fn region_url(&self) -> Option<String> {
         self.with(|h, _, _| h.scripts[REGION].url.clone())
+    }
+
+    fn http_url(&self) -> String {
+        self.with(|h, _, _| h.scripts[OBJECT].http_url.clone().unwrap_or_default())
     }
 
     fn command(&mut self, command: &str) {

@@ -35,6 +35,8 @@ pub trait Target: Send {
     fn object_url(&self) -> String;
     /// The region endpoint URL the region echo script holds, if granted.
     fn region_url(&self) -> Option<String>;
+    /// The echo object's current HTTP-in URL.
+    fn http_url(&self) -> String;
     /// Applies a stdin command of the example (`reset`, `rez`, …, `restart`)
     /// and returns once the scripts hold their new URLs.
     fn command(&mut self, command: &str);

@@ -77,6 +77,7 @@ pub struct EchoProcess {
     addr: SocketAddr,
     object_url: String,
     region_url: Option<String>,
+    http_url: String,
 }
 
 impl EchoProcess {
@@ -114,14 +115,16 @@ impl EchoProcess {
             addr: "127.0.0.1:0".parse().unwrap(),
             object_url: String::new(),
             region_url: None,
+            http_url: String::new(),
         };
         // The region script's answer is a URL on stdout or a denial on stderr;
         // the two pipes are read by two threads, so it may come first.
-        let (mut object, mut region) = (None, None);
-        while object.is_none() || region.is_none() {
+        let (mut object, mut region, mut http) = (None, None, None);
+        while object.is_none() || region.is_none() || http.is_none() {
             process.wait_for(|line| {
                 match line {
                     Line::Out(l) if l.starts_with("object-url ") => object = Some(l[11..].to_string()),
+                    Line::Out(l) if l.starts_with("http-url ") => http = Some(l[9..].to_string()),
                     Line::Out(l) if l.starts_with("region-url ") => region = Some(Some(l[11..].to_string())),
                     Line::Err(l) if l.starts_with("region-url denied") => region = Some(None),
                     _ => return None,
@@ -131,6 +134,7 @@ impl EchoProcess {
         }
         process.object_url = object.unwrap_or_default();
         process.region_url = region.flatten();
+        process.http_url = http.unwrap_or_default();
         process.addr = wire::split_url(&process.object_url).0;
         process
     }
@@ -197,12 +201,16 @@ impl Target for EchoProcess {
         self.region_url.clone()
     }
 
+    fn http_url(&self) -> String {
+        self.http_url.clone()
+    }
+
     fn command(&mut self, command: &str) {
         self.send_line(command);
         // After a restart both scripts print new URLs, in either order.
-        let mut object = None;
+        let (mut object, mut http) = (None, None);
         let mut region = (command != "restart" || self.region_url.is_none()).then(|| self.region_url.clone());
-        while object.is_none() || region.is_none() {
+        while object.is_none() || region.is_none() || http.is_none() {
             let (label, url) = self.wait_for(|line| match line {
                 Line::Out(l) => l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())),
                 _ => None,
@@ -210,11 +218,13 @@ impl Target for EchoProcess {
             match label.as_str() {
                 "object-url" => object = Some(url),
                 "region-url" => region = Some(Some(url)),
+                "http-url" => http = Some(url),
                 _ => panic!("unexpected line {label} {url}"),
             }
         }
         self.object_url = object.unwrap_or_default();
         self.region_url = region.flatten();
+        self.http_url = http.unwrap_or_default();
     }
 
     fn quit(&mut self) -> Duration {
