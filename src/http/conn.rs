@@ -16,8 +16,9 @@ use crate::script::Event;
 pub(crate) enum Phase {
     /// Reading the body; the deadline moves with every byte.
     Body { body: Body, method: HttpMethod, charset: Option<Box<str>>, deadline: Instant },
-    /// The request is the script's; `held` is its event while the script's queue is full.
-    Waiting { deadline: Instant, held: Option<Box<Event>> },
+    /// The request is the script's until `deadline`; `held` is its event
+    /// while the script's queue is full. Its headers are dropped at `headers_until`.
+    Waiting { deadline: Instant, headers_until: Option<Instant>, held: Option<Box<Event>> },
     /// Answered, and the response waits to be taken before the next request is read.
     Flushing { deadline: Instant },
 }
@@ -37,6 +38,7 @@ pub(crate) struct HttpIn {
 impl HttpIn {
     pub(crate) fn deadline(&self) -> Instant {
         match &self.phase {
+            Phase::Waiting { deadline, headers_until: Some(h), .. } => (*deadline).min(*h),
             Phase::Body { deadline, .. } | Phase::Waiting { deadline, .. } | Phase::Flushing { deadline } => *deadline,
         }
     }

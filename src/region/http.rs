@@ -234,8 +234,9 @@ impl Region {
         let id = c.id;
         let Kind::HttpIn(h) = &mut c.kind else { return };
         let deadline = now + self.config.http_timeout;
+        let headers_until = Some(now + self.config.header_lifetime);
         let Phase::Body { body, method, charset, .. } =
-            std::mem::replace(&mut h.phase, Phase::Waiting { deadline, held: None })
+            std::mem::replace(&mut h.phase, Phase::Waiting { deadline, headers_until, held: None })
         else {
             return;
         };
@@ -245,12 +246,12 @@ impl Region {
         }
         charset::cut(&mut text, self.config.max_body);
         let Some(r) = h.req.and_then(|req| self.inflight.get_mut(req)) else { return };
-        r.headers_until = Some(now + self.config.header_lifetime);
+        r.headers_until = headers_until;
         let (queue, url) = (r.queue, r.url);
         let event = Event { id: r.id, kind: EventKind::Http(method), domain: Text::default(), data: Text::from(text) };
         if self.queues.is_full(queue) {
             // Back-pressure as for a session: the event waits for room, reading stops.
-            h.phase = Phase::Waiting { deadline, held: Some(Box::new(event)) };
+            h.phase = Phase::Waiting { deadline, headers_until, held: Some(Box::new(event)) };
             h.waiting = true;
             if !std::mem::replace(&mut h.paused, true) {
                 self.outputs.push_back(Output::PauseReading(id));
@@ -329,8 +330,18 @@ impl Region {
     }
 
     /// The connection's deadline passed.
-    pub(super) fn http_expired(&mut self, idx: ConnIdx) {
-        let Some(Kind::HttpIn(h)) = self.conns.get(idx).map(|c| &c.kind) else { return };
+    pub(super) fn http_expired(&mut self, now: Instant, idx: ConnIdx) {
+        let Some(Kind::HttpIn(h)) = self.conns.get_mut(idx).map(|c| &mut c.kind) else { return };
+        if let Phase::Waiting { headers_until: until @ Some(_), .. } = &mut h.phase
+            && until.is_some_and(|t| t <= now)
+        {
+            // Unreadable from now on, so not worth holding either.
+            *until = None;
+            if let Some(r) = h.req.and_then(|req| self.inflight.get_mut(req)) {
+                r.headers = Box::default();
+            }
+            return self.arm(idx);
+        }
         match (&h.phase, h.req) {
             (Phase::Waiting { .. }, Some(req)) => {
                 let (status, body) = (self.config.http_timeout_status, self.config.http_timeout_body.as_bytes());

@@ -326,7 +326,7 @@ impl Region {
                 self.end_session(idx, Some((1006, "ping timeout")));
                 self.close_now(idx);
             }
-            Kind::HttpIn(_) => self.http_expired(idx),
+            Kind::HttpIn(_) => self.http_expired(now, idx),
             Kind::Head { .. } | Kind::Http { .. } | Kind::Closing { .. } => self.close_now(idx),
             Kind::Closed => {}
         }
