@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the browser test needs: Debian's chromium and chromium-driver.
-# Idempotent: does nothing when both binaries are already there.
+# Installs what the tests need beyond Rust: Debian's chromium and
+# chromium-driver (browser tests) and curl (HTTP-in end-to-end tests).
+# Idempotent: does nothing when every binary is already there.
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ ${#need[@]} -eq 0 ]; then
-    echo "setup: chromium and chromedriver present"
+    echo "setup: chromium, chromedriver and curl present"
     exit 0
 fi
 
@@ -21,3 +23,4 @@ $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 chromium --version
 chromedriver --version
+curl --version | head -n 1

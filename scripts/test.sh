@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the crate, on a machine with only the Rust toolchain: first
 # installs what the tests need and is missing (scripts/setup.sh: Chromium and
-# chromedriver for the browser tests), then runs `cargo test` with every
+# chromedriver for the browser tests, curl for the HTTP-in tests), then runs `cargo test` with every
 # feature. This is the README's second command and what .ci/run runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

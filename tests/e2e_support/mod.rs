@@ -10,6 +10,7 @@
 pub mod adapter;
 pub mod checks;
 pub mod echo;
+pub mod http;
 pub mod process;
 pub mod webdriver;
 pub mod wire;
