@@ -45,3 +45,34 @@ fn demo_page_echoes_in_chromium() {
     browser.wait_text("#object-log li.reply", "the echo after reconnecting", |t| t == "← after reset");
     browser.screenshot(&target_dir().join("browser-echo-after-reset.png"));
 }
+
+/// The HTTP-in panel: one `fetch` per message to the script's HTTP-in URL,
+/// showing status and body; after `reset` the old URL answers 404 and the
+/// reloaded URL works again.
+#[test]
+fn demo_page_http_in_panel_in_chromium() {
+    let mut server = EchoProcess::start(&[]);
+    let browser = Browser::start();
+    browser.navigate(&format!("http://{}/", server.addr()));
+
+    browser.wait_text("#http-url", "the HTTP-in URL", |t| t == server.http_url());
+    browser.wait_text("#http-status", "a granted URL", |t| t == "ready");
+    let message = "über HTTP-in, ✓";
+    browser.type_into("#http-input", message);
+    browser.click("#http-send");
+    browser.wait_text("#http-log li.sent", "the sent body", |t| t == format!("→ {message}"));
+    browser.wait_text("#http-log li.reply", "the answer", |t| t == format!("← 200 {message}"));
+    browser.wait_text("#http-status", "the status", |t| t == "200 OK");
+    browser.type_into("#http-input", "second\n");
+    browser.wait_text("#http-log li.reply", "the second answer", |t| t == "← 200 second");
+    browser.screenshot(&target_dir().join("browser-http-in.png"));
+
+    // The script's URL is revoked: the page's old URL now gets 404.
+    server.command("reset");
+    browser.type_into("#http-input", "to the old URL\n");
+    browser.wait_text("#http-log li.error", "the 404", |t| t.starts_with("← 404"));
+    browser.click("#http-connect");
+    browser.wait_text("#http-url", "the new HTTP-in URL", |t| t == server.http_url());
+    browser.type_into("#http-input", "after reset\n");
+    browser.wait_text("#http-log li.reply", "the answer after reset", |t| t == "← 200 after reset");
+}
