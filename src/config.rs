@@ -58,7 +58,7 @@ pub struct Config {
     /// How long a region-scope message waits for room in a full listener
     /// queue before it is answered `err,<domain>,busy` (SPEC §5: 1 s).
     pub busy_grace: Duration,
-    /// Hand requests for paths outside `/lslws/` to the embedder as
+    /// Hand requests for paths outside `/lslws/` and `/lslhttp/` to the embedder as
     /// [`Output::HttpRequest`](crate::Output::HttpRequest) (to serve a page on
     /// the same port) instead of answering them 404.
     pub serve_other_paths: bool,

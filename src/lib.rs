@@ -10,7 +10,10 @@
 //! ## Architecture
 //!
 //! One [`Region`] value holds all state of one simulator region: URLs,
-//! sessions, script event queues and timers. It has three kinds of input.
+//! sessions, HTTP-in requests, script event queues and timers. One port
+//! serves both kinds of URL (SPEC §8): an upgrade on a `/lslws/` capability
+//! becomes a WebSocket session, any request on a `/lslhttp/` capability an
+//! `http_request` event, with one budget and one lifecycle. It has three kinds of input.
 //! Transport events and the passing of time go through
 //! [`Region::handle_input`] with an [`Input`] and the current `Instant`.
 //! Script calls are plain methods that return their LSL result at once
@@ -49,21 +52,29 @@
 //! | [`session`] | one WebSocket session: its route, frame decoder, readable headers, idle and pause state |
 //! | `queues` | script event queues, the lines of connections waiting for room, the busy-grace stall mark (§5) |
 //! | `routing` | region scope: domains to listeners and subscribers, each client's contacts (§6) |
+//! | `inflight` | HTTP-in requests in flight: by id, per script (the 64 cap), their readable headers, and the ids that ended (§8) |
 //! | `rate` | the handshake rate limit, keyed from the region's entropy (§5) |
 //! | `timers` | one heap of per-connection deadlines, folded into [`Region::poll_timeout`] |
 //! | `index` | the generational index types the parts name each other's entries by |
 //!
 //! The coordinator's own impl is split by API area under `region/`: transport
 //! input and polling, connection input (heads, frames, pause and resume),
-//! script calls, lifecycle and revocation, the region-scope envelope. A
-//! connection's kind is decided once its request head is read, so HTTP-in,
-//! server-sent events and line clients can join as further kinds without
-//! touching the others. Inside the core, connections, scripts and URL grants
+//! script calls, lifecycle and revocation, the region-scope envelope, and
+//! HTTP-in (its calls, request bodies, answers and timeouts). A
+//! connection's kind is decided once its request head is read: a WebSocket
+//! session, an HTTP-in request (its own kind, [`http`]), or a plain request
+//! for the embedder; server-sent events and line clients can join as further
+//! kinds without touching the others. An HTTP-in connection takes one
+//! request at a time, so pipelined requests are answered in order; the bytes
+//! behind the current one wait (bounded, then reading pauses), and at most
+//! twice the body limit of a body is ever held. Inside the core, connections, scripts and URL grants
 //! are addressed by generational indices (`slotmap`): one hash lookup per
 //! input (the embedder's [`ConnectionId`], a script's [`Key`]), then indices,
 //! and a stale index can never reach a newer occupant of its slot.
 //!
-//! The wire-level modules: [`handshake`] (request heads, via `httparse`),
+//! The wire-level modules: [`handshake`] (WebSocket request heads, via `httparse`),
+//! [`http`] (HTTP-in heads via `httparse`, `Content-Length` and chunked
+//! bodies, charset transcoding via `encoding_rs`, responses),
 //! `frame` (client frames via tungstenite's `FrameHeader`, caps checked from
 //! the header before any payload is held, UTF-8 validated across fragments),
 //! [`envelope`] (§6 frames), [`clep`] (the CLEP channel hash), [`url`]; and
@@ -100,6 +111,16 @@
 //! | `changed(CHANGED_OWNER)` | [`Region::owner_changed`] |
 //! | derez, delete, return | [`Region::object_removed`] |
 //! | region restart (`CHANGED_REGION_START`) | [`Region::region_restart`] |
+//! | `llRequestURL()` | [`Region::request_url`] → request key; answer as [`Event`] of kind [`EventKind::Http`] with [`HttpMethod::UrlRequestGranted`] (data: the URL) / [`HttpMethod::UrlRequestDenied`] (data: a [`DenyReason`] word) |
+//! | `llRequestSecureURL()` | [`Region::request_secure_url`] (denied `no-secure` without [`Config::secure_authority`]) |
+//! | `llReleaseURL(string url)` | [`Region::release_url`] → `Result<(), ReleaseError>` |
+//! | `http_request(key id, string method, string body)` | [`Event`] of kind [`EventKind::Http`]`(`[`HttpMethod`]`)`: `id` the request id, `data` the body (UTF-8, at most [`Config::max_body`]); [`HttpMethod::as_str`] is LSL's `method` |
+//! | `URL_REQUEST_GRANTED`, `URL_REQUEST_DENIED` | [`HttpMethod::UrlRequestGranted`], [`HttpMethod::UrlRequestDenied`] |
+//! | `llHTTPResponse(key id, integer status, string body)` | [`Region::http_response`] → `Result<(), HttpError>` |
+//! | `llGetHTTPHeader(key id, string name)` | [`Region::http_header`] |
+//! | `llSetContentType(key id, integer type)` | [`Region::set_content_type`] with [`ContentType`] ([`ContentType::from_lsl`]) |
+//! | `CONTENT_TYPE_TEXT`, `_HTML`, `_XML`, `_XHTML`, `_ATOM`, `_JSON`, `_LLSD`, `_FORM`, `_RSS` | [`ContentType`] variants (HTML served as `text/html` only with [`Config::allow_html`]) |
+//! | `llGetFreeURLs()` | [`Region::free_urls`] (one budget with WebSocket URLs) |
 //! | `key`, `NULL_KEY` | [`Key`], [`NULL_KEY`] |
 //! | CLEP `(integer)("0x" + llGetSubString(llSHA256String(d), -8, -1))` | [`clep::channel`] |
 //!

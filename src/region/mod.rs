@@ -77,7 +77,7 @@ pub enum Output {
     /// The script has events: drain them with [`Region::poll_event`].
     Events(Key),
     /// With [`Config::serve_other_paths`], a request for a path outside
-    /// `/lslws/`: answer it with [`Region::respond`].
+    /// `/lslws/` and `/lslhttp/`: answer it with [`Region::respond`].
     HttpRequest {
         /// The connection to answer on.
         conn: ConnectionId,
@@ -120,7 +120,7 @@ pub enum InputError {
     ConnectionInUse(ConnectionId),
 }
 
-/// All WebSocket state of one region: URLs, sessions, script queues, timers.
+/// All state of one region: URLs, WebSocket sessions, HTTP-in requests, script queues, timers.
 ///
 /// A `Region` does no I/O. Feed it transport events with
 /// [`handle_input`](Region::handle_input), make script calls and lifecycle
