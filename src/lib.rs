@@ -66,8 +66,9 @@
 //! for the embedder; server-sent events and line clients can join as further
 //! kinds without touching the others. An HTTP-in connection takes one
 //! request at a time, so pipelined requests are answered in order; the bytes
-//! behind the current one wait (bounded, then reading pauses), and at most
-//! twice the body limit of a body is ever held. Inside the core, connections, scripts and URL grants
+//! behind the current one wait (bounded, then reading pauses), and of a body
+//! at most the limit and one split character is ever held (twice the limit
+//! for charsets such as UTF-16 that need two bytes per character). Inside the core, connections, scripts and URL grants
 //! are addressed by generational indices (`slotmap`): one hash lookup per
 //! input (the embedder's [`ConnectionId`], a script's [`Key`]), then indices,
 //! and a stale index can never reach a newer occupant of its slot.

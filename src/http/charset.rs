@@ -10,11 +10,17 @@ pub(crate) fn to_script_text(raw: &[u8], charset: Option<&str>, limit: usize) ->
     text
 }
 
-/// Raw bytes a body may need for `limit` bytes of UTF-8: every encoding
-/// yields at least one byte of UTF-8 per two bytes it reads (UTF-16 is the
-/// widest), plus a character split at the end.
-pub(crate) fn raw_bytes_for(limit: usize) -> usize {
-    limit.saturating_mul(2).saturating_add(4)
+/// Raw bytes of a body in `charset` that can matter for `limit` bytes of
+/// UTF-8; the rest is discarded unread. UTF-8 and ISO-8859-1 (the default)
+/// yield at least one byte of UTF-8 per byte read, so the limit plus one
+/// character split at the end (3 bytes) is enough; any other charset (UTF-16
+/// is the widest) yields at least one per two bytes.
+pub(crate) fn raw_bytes_for(limit: usize, charset: Option<&str>) -> usize {
+    let label = charset.map(str::trim).unwrap_or("iso-8859-1");
+    let byte_per_byte = is_latin1(label)
+        || ["utf-8", "utf8", "us-ascii", "ascii"].iter().any(|l| label.eq_ignore_ascii_case(l))
+        || encoding_rs::Encoding::for_label(label.as_bytes()).is_none();
+    if byte_per_byte { limit.saturating_add(3) } else { limit.saturating_mul(2).saturating_add(4) }
 }
 
 pub(crate) fn decode(raw: &[u8], charset: Option<&str>) -> String {
@@ -78,6 +84,18 @@ mod tests {
         assert_eq!(to_script_text(b"\x80", Some("windows-1252"), 100), "€");
         assert_eq!(to_script_text(b"h\0i\0", Some("utf-16le"), 100), "hi");
         assert_eq!(to_script_text(b"\x82\xa0", Some("shift_jis"), 100), "あ");
+    }
+
+    #[test]
+    fn held_bytes_per_charset() {
+        assert_eq!(raw_bytes_for(2048, None), 2051);
+        assert_eq!(raw_bytes_for(2048, Some("UTF-8")), 2051);
+        assert_eq!(raw_bytes_for(2048, Some("utf-16le")), 4100);
+        // A 4-byte character that starts just under the limit is read whole, not as U+FFFD.
+        let mut raw = vec![b'a'; 2045];
+        raw.extend_from_slice("😀".as_bytes());
+        let kept = &raw[..raw_bytes_for(2048, Some("utf-8")).min(raw.len())];
+        assert_eq!(to_script_text(kept, Some("utf-8"), 2048), "a".repeat(2045));
     }
 
     #[test]

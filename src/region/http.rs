@@ -147,7 +147,7 @@ impl Region {
         if self.inflight.count(queue) >= self.config.http_in_flight {
             return self.http_refuse(idx, 503);
         }
-        let keep = charset::raw_bytes_for(self.config.max_body);
+        let keep = charset::raw_bytes_for(self.config.max_body, head.charset);
         if self.config.refuse_large_bodies && matches!(head.framing, head::Framing::Length(n) if n > keep as u64) {
             // Decided before `100 Continue`, so the client need not send it.
             return self.http_refuse(idx, 413);
@@ -198,11 +198,11 @@ impl Region {
     /// Bytes on an HTTP-in connection: body bytes of the current request, or
     /// the next request's, held until the current one is answered.
     pub(super) fn http_input(&mut self, now: Instant, idx: ConnIdx, data: &[u8]) {
-        let (hold_limit, keep) = (self.config.max_request_head, charset::raw_bytes_for(self.config.max_body));
+        let hold_limit = self.config.max_request_head;
         let Some(c) = self.conns.get_mut(idx) else { return };
         let id = c.id;
         let Kind::HttpIn(h) = &mut c.kind else { return };
-        let Phase::Body { body, deadline, .. } = &mut h.phase else {
+        let Phase::Body { body, deadline, charset: cs, .. } = &mut h.phase else {
             c.inbuf.extend(data);
             // Pipelined requests wait their turn; past a head's worth, TCP holds the rest.
             if c.inbuf.len() > hold_limit && !std::mem::replace(&mut h.paused, true) {
@@ -214,6 +214,7 @@ impl Region {
             Ok(used) => used,
             Err(_) => return self.http_refuse(idx, 400),
         };
+        let keep = charset::raw_bytes_for(self.config.max_body, cs.as_deref());
         if self.config.refuse_large_bodies && body.seen() > keep as u64 {
             return self.http_refuse(idx, 413);
         }
