@@ -128,6 +128,33 @@ fn runner_fails_what_it_should() {
     run_scenario(&ok).unwrap_or_else(|f| panic!("{f}"));
 }
 
+/// The HTTP-in steps are as strict: body, absent header, outcome word, method as the kind.
+#[test]
+fn runner_fails_http_what_it_should() {
+    let base = "# SPEC §8 self-test\nscript s1\nllRequestURL s1\nexpect return =>$r1\n\
+                expect event s1 URL_REQUEST_GRANTED id=$r1 data=>$u\nrequest c1 $u method=POST body=\"b\"\n";
+    let answered = "expect event s1 POST id=>$q data=\"b\"\nllHTTPResponse s1 $q 200 \"hi\"\n";
+    let cases: &[(&str, usize, &str)] = &[
+        ("", 7, "POST"),
+        ("expect event s1 GET id=>$q\n", 7, "GET"),
+        (answered, 9, "http 200"),
+        (&format!("{answered}expect http c1 200 body=\"ho\"\n"), 9, "body="),
+        (&format!("{answered}expect http c1 200 absent=content-length\n"), 9, "no content-length"),
+        (&format!("{answered}expect return already-answered\n"), 9, "\"ok\""),
+        ("request c1 $u from=10.0.0.1\n", 7, "from="),
+        ("expect event s1 POST id=>$q\nllSetContentType s1 $q CONTENT_TYPE_PDF\n", 8, "CONTENT_TYPE"),
+    ];
+    for (tail, line, needle) in cases {
+        let text = format!("{base}{tail}");
+        let failure = run_scenario(&text).expect_err(&format!("scenario must fail:\n{text}"));
+        let shown = failure.to_string();
+        assert_eq!(failure.line, *line, "{text}\n{shown}");
+        assert!(shown.contains(needle), "{text}\n{shown}\nshould mention {needle:?}");
+    }
+    let ok = format!("{base}{answered}expect return ok\nexpect http c1 200 body=\"hi\" absent=connection\n");
+    run_scenario(&ok).unwrap_or_else(|f| panic!("{f}"));
+}
+
 /// Runs the scenario file named by `SCENARIO` (a path), for debugging.
 #[test]
 fn one_scenario_from_env() {

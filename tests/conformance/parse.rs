@@ -57,6 +57,13 @@ const SHAPES: &[Shape] = &[
     shape("llWebsocketClose", 4, 4, &[0], &[]),
     shape("llGetWebsocketHeader", 3, 3, &[0], &[]),
     shape("llGetFreeWebsockets", 1, 1, &[0], &[]),
+    shape("llRequestURL", 1, 1, &[0], &[]),
+    shape("llRequestSecureURL", 1, 1, &[0], &[]),
+    shape("llReleaseURL", 2, 2, &[0], &[]),
+    shape("llHTTPResponse", 4, 4, &[0], &[]),
+    shape("llSetContentType", 3, 3, &[0], &[]),
+    shape("llGetHTTPHeader", 3, 3, &[0], &[]),
+    shape("llGetFreeURLs", 1, 1, &[0], &[]),
     shape("script-reset", 1, 1, &[0], &[]),
     shape("script-removed", 1, 1, &[0], &[]),
     shape("object-rezzed", 1, 1, &[0], &[]),
@@ -72,6 +79,19 @@ const SHAPES: &[Shape] = &[
             2,
             &[0],
             &["path", "query", "method", "version", "from", "set", "header", "omit", "chunk"],
+        )
+    },
+    Shape {
+        repeat: &["set", "header", "omit"],
+        ..shape(
+            "request",
+            2,
+            2,
+            &[0],
+            &[
+                "path", "query", "method", "version", "from", "set", "header", "omit", "body", "body-hex", "chunked",
+                "chunk",
+            ],
         )
     },
     shape("text", 2, 2, &[0], SEND_KEYS),
@@ -216,5 +236,8 @@ mod tests {
         assert!(parse("text c1 =>$x").is_err());
         assert!(parse("connect c1 $u set=\"A: b\" set=\"C: d\"").is_ok());
         assert!(parse("connect c1 $u path=a path=b").is_err());
+        assert!(parse("request c1 $u method=POST body=\"x\" header=\"A: b\" header=\"C: d\"").is_ok());
+        assert!(parse("request c1").is_err());
+        assert!(parse("llHTTPResponse s1 $q 200").is_err());
     }
 }

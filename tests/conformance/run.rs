@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use lsl_websocket::{
-    Config, ConnectionId, Input, Key, Output, Region, Scope, ScriptInfo, SeededEntropy, WebsocketRequest, clep,
+    Config, ConnectionId, ContentType, HttpError, Input, Key, Output, Region, Scope, ScriptInfo, SeededEntropy,
+    WebsocketRequest, clep,
 };
 
 use super::lex::{Expr, Op};
@@ -593,6 +594,62 @@ impl Runner {
                 self.set_return(step, Some(free.to_string()));
                 Ok(())
             }
+            "llRequestURL" | "llRequestSecureURL" => {
+                let info = self.script(step)?;
+                let key = if verb == "llRequestURL" {
+                    self.region().request_url(info)
+                } else {
+                    self.region().request_secure_url(info)
+                };
+                self.set_return(step, Some(key.to_string()));
+                Ok(())
+            }
+            "llReleaseURL" => {
+                let info = self.script(step)?;
+                let url = self.arg(step, 1)?;
+                let now = self.now;
+                // Void in LSL, like llReleaseWebsocket (D5): a refused release has no effect.
+                let _ = self.region().release_url(now, info.script, &url);
+                self.set_return(step, None);
+                Ok(())
+            }
+            "llHTTPResponse" => {
+                let info = self.script(step)?;
+                let id = self.key(step, 1)?;
+                let status: i32 = Self::int(&self.arg(step, 2)?)?;
+                let body = self.arg(step, 3)?;
+                let now = self.now;
+                let outcome = self.region().http_response(now, info.script, id, status, &body);
+                self.set_return(step, Some(http_outcome(outcome)));
+                Ok(())
+            }
+            "llSetContentType" => {
+                let info = self.script(step)?;
+                let id = self.key(step, 1)?;
+                let name = self.arg(step, 2)?;
+                let content_type = ContentType::ALL
+                    .into_iter()
+                    .find(|t| t.lsl_name() == name)
+                    .or_else(|| name.parse().ok().and_then(ContentType::from_lsl))
+                    .ok_or_else(|| bad(format!("{name:?} is not a CONTENT_TYPE_* name or value 0..8")))?;
+                let outcome = self.region().set_content_type(info.script, id, content_type);
+                self.set_return(step, Some(http_outcome(outcome)));
+                Ok(())
+            }
+            "llGetHTTPHeader" => {
+                let info = self.script(step)?;
+                let id = self.key(step, 1)?;
+                let name = self.arg(step, 2)?;
+                let value = self.region().http_header(info.script, id, &name);
+                self.set_return(step, Some(value));
+                Ok(())
+            }
+            "llGetFreeURLs" => {
+                let info = self.script(step)?;
+                let free = self.region().free_urls(info.owner);
+                self.set_return(step, Some(free.to_string()));
+                Ok(())
+            }
             "script-reset" | "script-removed" => {
                 let info = self.script(step)?;
                 let now = self.now;
@@ -628,6 +685,7 @@ impl Runner {
                 Ok(())
             }
             "connect" => self.connect(step),
+            "request" => self.request(step),
             "text" | "binary" | "ping" | "pong" | "close" => {
                 let name = self.client_name(step)?;
                 let (opcode, payload) = match verb {
@@ -769,6 +827,14 @@ impl Runner {
             "handshakes_per_second" => c.handshakes_per_second = Self::int(&value)?,
             "max_handshakes" => c.max_handshakes = n()?,
             "busy_grace" => c.busy_grace = d()?,
+            "max_body" => c.max_body = n()?,
+            "refuse_large_bodies" => c.refuse_large_bodies = Self::boolean(&value)?,
+            "http_in_flight" => c.http_in_flight = n()?,
+            "http_timeout" => c.http_timeout = d()?,
+            "http_timeout_status" => c.http_timeout_status = Self::int(&value)?,
+            "http_timeout_body" => c.http_timeout_body = value.clone(),
+            "header_lifetime" => c.header_lifetime = d()?,
+            "allow_html" => c.allow_html = Self::boolean(&value)?,
             _ => return Err(bad(format!("unknown config name `{name}`"))),
         }
         Ok(())
@@ -779,9 +845,9 @@ impl Runner {
         step.pos[i].1.literal().ok_or_else(|| bad("config values are literals"))
     }
 
-    fn connect(&mut self, step: &Step) -> Res {
-        let name = Self::name(step, 0);
-        if self.clients.contains_key(&name) || self.kinds.contains_key(&name) || RESERVED.contains(&name.as_str()) {
+    /// Accepts a new connection for client `name` from `from=` (default 192.0.2.1).
+    fn open(&mut self, step: &Step, name: &str) -> Res {
+        if self.clients.contains_key(name) || self.kinds.contains_key(name) || RESERVED.contains(&name) {
             return Err(bad(format!("`{name}` is already used; client names are never reused")));
         }
         let remote: IpAddr = self
@@ -796,7 +862,7 @@ impl Runner {
             .handle_input(now, Input::Accepted { conn, remote })
             .map_err(|e| miss("the connection to be accepted", e.to_string()))?;
         self.clients.insert(
-            name.clone(),
+            name.to_string(),
             Client {
                 conn,
                 reader: Reader::default(),
@@ -808,21 +874,18 @@ impl Runner {
                 notices: VecDeque::new(),
             },
         );
-        if step.pos.len() < 2 {
-            for key in ["path", "query", "method", "version", "set", "header", "omit"] {
-                if step.keyed.iter().any(|(k, ..)| k == key) {
-                    return Err(bad(format!("{key}= needs a URL to connect to")));
-                }
-            }
-            return Ok(());
-        }
-        let url = self.arg(step, 1)?;
+        Ok(())
+    }
+
+    /// A request head for `url`: the request line, `Host`, then `defaults`,
+    /// with `omit=`, `set=` and `header=` applied in that order.
+    fn request_head(&mut self, step: &Step, url: &str, defaults: &[(&str, String)]) -> Res<String> {
         let (authority, path) = match url.split_once("://") {
             Some((_, rest)) => match rest.find('/') {
                 Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
                 None => (rest.to_string(), "/".to_string()),
             },
-            None => (self.config.authority.clone(), url.clone()),
+            None => (self.config.authority.clone(), url.to_string()),
         };
         let mut target = path + &self.opt(step, "path")?.unwrap_or_default();
         if let Some(query) = self.opt(step, "query")? {
@@ -830,13 +893,8 @@ impl Runner {
         }
         let method = self.opt(step, "method")?.unwrap_or_else(|| "GET".into());
         let version = self.opt(step, "version")?.unwrap_or_else(|| "HTTP/1.1".into());
-        let mut headers: Vec<(String, String)> = vec![
-            ("Host".into(), authority),
-            ("Upgrade".into(), "websocket".into()),
-            ("Connection".into(), "Upgrade".into()),
-            ("Sec-WebSocket-Key".into(), DEFAULT_WS_KEY.into()),
-            ("Sec-WebSocket-Version".into(), "13".into()),
-        ];
+        let mut headers: Vec<(String, String)> = vec![("Host".into(), authority)];
+        headers.extend(defaults.iter().map(|(n, v)| (n.to_string(), v.clone())));
         for omit in self.all(step, "omit")? {
             let before = headers.len();
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&omit));
@@ -863,8 +921,77 @@ impl Runner {
             head.push_str(&format!("{n}: {v}\r\n"));
         }
         head.push_str("\r\n");
+        Ok(head)
+    }
+
+    fn connect(&mut self, step: &Step) -> Res {
+        let name = Self::name(step, 0);
+        self.open(step, &name)?;
+        if step.pos.len() < 2 {
+            for key in ["path", "query", "method", "version", "set", "header", "omit"] {
+                if step.keyed.iter().any(|(k, ..)| k == key) {
+                    return Err(bad(format!("{key}= needs a URL to connect to")));
+                }
+            }
+            return Ok(());
+        }
+        let url = self.arg(step, 1)?;
+        let defaults = [
+            ("Upgrade", "websocket".to_string()),
+            ("Connection", "Upgrade".to_string()),
+            ("Sec-WebSocket-Key", DEFAULT_WS_KEY.to_string()),
+            ("Sec-WebSocket-Version", "13".to_string()),
+        ];
+        let head = self.request_head(step, &url, &defaults)?;
         let chunk = self.chunk(step)?;
         self.send(&name, head.as_bytes(), chunk)
+    }
+
+    /// One HTTP request (SPEC §8), on a new connection or, keep-alive, on the client's open one.
+    fn request(&mut self, step: &Step) -> Res {
+        let name = Self::name(step, 0);
+        match self.clients.get(&name) {
+            None => self.open(step, &name)?,
+            Some(c) if c.disconnected => return Err(bad(format!("client `{name}` has disconnected"))),
+            Some(_) if step.keyed.iter().any(|(k, ..)| k == "from") => {
+                return Err(bad(format!("from= only where `{name}` connects; it is already connected")));
+            }
+            Some(_) => {}
+        }
+        let url = self.arg(step, 1)?;
+        let body = match (self.opt(step, "body")?, self.opt(step, "body-hex")?) {
+            (Some(_), Some(_)) => return Err(bad("give body= or body-hex=, not both")),
+            (Some(b), None) => Some(b.into_bytes()),
+            (None, Some(h)) => Some(parse_hex(&h).map_err(bad)?),
+            (None, None) => None,
+        };
+        let chunked = match self.opt(step, "chunked")? {
+            Some(n) => Some(
+                Self::int::<usize>(&n).ok().filter(|n| *n > 0).ok_or_else(|| bad("chunked= is a positive number"))?,
+            ),
+            None => None,
+        };
+        let mut defaults = Vec::new();
+        match (chunked, &body) {
+            (Some(_), _) => defaults.push(("Transfer-Encoding", "chunked".to_string())),
+            (None, Some(b)) => defaults.push(("Content-Length", b.len().to_string())),
+            (None, None) => {}
+        }
+        let mut bytes = self.request_head(step, &url, &defaults)?.into_bytes();
+        let body = body.unwrap_or_default();
+        match chunked {
+            Some(size) => {
+                for piece in body.chunks(size) {
+                    bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                    bytes.extend_from_slice(piece);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes.extend_from_slice(b"0\r\n\r\n");
+            }
+            None => bytes.extend_from_slice(&body),
+        }
+        let chunk = self.chunk(step)?;
+        self.send(&name, &bytes, chunk)
     }
 
     // ------------------------------------------------------------ expectations
@@ -874,7 +1001,19 @@ impl Runner {
             "expect event" => {
                 let info = self.script(step)?;
                 let kind = self.arg(step, 1)?;
-                const KINDS: [&str; 5] = ["WS_URL_GRANTED", "WS_URL_DENIED", "WS_OPEN", "WS_TEXT", "WS_CLOSE"];
+                const KINDS: [&str; 11] = [
+                    "WS_URL_GRANTED",
+                    "WS_URL_DENIED",
+                    "WS_OPEN",
+                    "WS_TEXT",
+                    "WS_CLOSE",
+                    "URL_REQUEST_GRANTED",
+                    "URL_REQUEST_DENIED",
+                    "GET",
+                    "POST",
+                    "PUT",
+                    "DELETE",
+                ];
                 if !KINDS.contains(&kind.as_str()) {
                     return Err(bad(format!("unknown event kind {kind}; one of {KINDS:?}")));
                 }
@@ -907,7 +1046,7 @@ impl Runner {
                 let name = self.client_name(step)?;
                 let status: u16 = Self::int(&self.arg(step, 1)?)?;
                 let item = self.read_or_miss(&name, &format!("http {status}"))?;
-                let Item::Http { status: got, headers } = &item else {
+                let Item::Http { status: got, headers, body } = &item else {
                     return Err(miss(format!("http {status}"), item.to_string()));
                 };
                 let (mut fails, mut binds) = (Vec::new(), Vec::new());
@@ -915,9 +1054,24 @@ impl Runner {
                     fails.push(format!("status {status}"));
                 }
                 for (key, op, value) in step.keyed.clone() {
-                    match headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&key)) {
-                        Some((_, v)) => self.check(&key, op, &value, v, &mut fails, &mut binds)?,
-                        None => fails.push(format!("header {key}{op}… (absent)")),
+                    match key.as_str() {
+                        "body" => {
+                            let text = String::from_utf8_lossy(body).into_owned();
+                            self.check("body", op, &value, &text, &mut fails, &mut binds)?;
+                        }
+                        "absent" => {
+                            if op != Op::Eq {
+                                return Err(bad("absent= names a header: absent=NAME"));
+                            }
+                            let name = self.eval(&value)?;
+                            if let Some((n, v)) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                                fails.push(format!("no {} header (it is {v:?})", n.to_ascii_lowercase()));
+                            }
+                        }
+                        _ => match headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&key)) {
+                            Some((_, v)) => self.check(&key, op, &value, v, &mut fails, &mut binds)?,
+                            None => fails.push(format!("header {key}{op}… (absent)")),
+                        },
                     }
                 }
                 self.finish(fails, binds, || item.to_string())
@@ -1005,7 +1159,11 @@ impl Runner {
                 let (op, expr) = step.pos[0].clone();
                 let (mut fails, mut binds) = (Vec::new(), Vec::new());
                 // A request key is a key: binding it checks that it is new, as for event ids.
-                let field = if verb == "llRequestWebsocket" { "id" } else { "" };
+                let field = if ["llRequestWebsocket", "llRequestURL", "llRequestSecureURL"].contains(&verb.as_str()) {
+                    "id"
+                } else {
+                    ""
+                };
                 self.check(field, op.unwrap_or(Op::Eq), &expr, &value, &mut fails, &mut binds)?;
                 let fails = fails.into_iter().map(|f| format!("return {f}")).collect();
                 self.finish(fails, binds, || format!("{verb} returned {value:?}"))
@@ -1107,4 +1265,18 @@ impl Runner {
             None => value.to_string(),
         }
     }
+}
+
+/// The outcome of `llHTTPResponse` / `llSetContentType` as a word (FORMAT.md D26).
+fn http_outcome(result: Result<(), HttpError>) -> String {
+    match result {
+        Ok(()) => "ok",
+        Err(HttpError::UnknownRequest) => "unknown-request",
+        Err(HttpError::NotYours) => "not-yours",
+        Err(HttpError::AlreadyAnswered) => "already-answered",
+        Err(HttpError::Expired) => "expired",
+        Err(HttpError::ClientGone) => "client-gone",
+        Err(HttpError::Revoked) => "revoked",
+    }
+    .to_string()
 }

@@ -38,10 +38,11 @@ impl FrameSpec {
 /// One thing the client observed from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    /// An HTTP response head (and its body, skipped by Content-Length).
+    /// An HTTP response head and its body (by `Content-Length`).
     Http {
         status: u16,
         headers: Vec<(String, String)>,
+        body: Vec<u8>,
     },
     /// A complete text message (fragments reassembled).
     Text(String),
@@ -57,10 +58,13 @@ pub enum Item {
 impl fmt::Display for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Item::Http { status, headers } => {
+            Item::Http { status, headers, body } => {
                 write!(f, "http {status}")?;
                 for (name, value) in headers {
                     write!(f, " {}={value:?}", name.to_ascii_lowercase())?;
+                }
+                if !body.is_empty() {
+                    write!(f, " body={}", show_bytes(body))?;
                 }
                 Ok(())
             }
@@ -85,12 +89,12 @@ pub fn show_bytes(b: &[u8]) -> String {
 /// What the client expects next on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// An HTTP response head.
+    /// An HTTP response head (again after a response that keeps the connection open).
     #[default]
     Http,
     /// WebSocket frames (after a 101).
     Frames,
-    /// Nothing more (after a refusal): any byte is a violation.
+    /// Nothing more (after a `Connection: close` response): any byte is a violation.
     Done,
 }
 
@@ -225,13 +229,20 @@ impl Reader {
             return None;
         }
         self.buf.drain(..end);
-        if status == 101 {
+        let closes = headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("connection") && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+        });
+        let body = if status == 101 {
             self.mode = Mode::Frames;
+            Vec::new()
         } else {
-            self.buf.drain(..body);
-            self.mode = Mode::Done;
-        }
-        Some(Item::Http { status, headers })
+            // Keep-alive (SPEC §8): another response may follow unless this one closes.
+            if closes {
+                self.mode = Mode::Done;
+            }
+            self.buf.drain(..body).collect()
+        };
+        Some(Item::Http { status, headers, body })
     }
 }
 
