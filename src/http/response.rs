@@ -6,11 +6,12 @@ use bytes::Bytes;
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// A complete response. `close` adds `Connection: close`. A status outside
-/// 100..=599 is answered 500; statuses that carry no body (1xx, 204, 304)
-/// are sent without one.
+/// 100..=599 is answered 500 (SPEC §8), and so is a 1xx: it is interim in
+/// HTTP, so a client would go on waiting for an answer that never comes.
+/// 204 and 304 carry no body and are sent without one.
 pub(crate) fn render(status: i32, content_type: &str, body: &[u8], close: bool) -> Bytes {
-    let status = u16::try_from(status).ok().filter(|s| (100..=599).contains(s)).unwrap_or(500);
-    let bodiless = status < 200 || status == 204 || status == 304;
+    let status = u16::try_from(status).ok().filter(|s| (200..=599).contains(s)).unwrap_or(500);
+    let bodiless = status == 204 || status == 304;
     let body = if bodiless { &[][..] } else { body };
     let mut out = Vec::with_capacity(128 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -92,6 +93,7 @@ mod tests {
         );
         let r = render(700, "text/plain", b"x", true);
         assert!(r.starts_with(b"HTTP/1.1 500 Internal Server Error\r\n") && r.ends_with(b"Connection: close\r\n\r\nx"));
+        assert!(render(100, "text/plain", b"x", false).starts_with(b"HTTP/1.1 500 "), "1xx cannot end a request");
         let r = render(204, "text/plain", b"dropped", false);
         assert_eq!(&r[..], b"HTTP/1.1 204 No Content\r\n\r\n");
         assert!(refusal(405).windows(6).any(|w| w == b"Allow:"));

@@ -67,7 +67,7 @@ impl Region {
     }
 
     /// `llHTTPResponse`: answers the request with `status` (outside
-    /// 100..=599: 500) and `body`, with the `Content-Type` that
+    /// 100..=599: 500; a 1xx too, since HTTP reads it as interim) and `body`, with the `Content-Type` that
     /// [`set_content_type`](Region::set_content_type) chose.
     pub fn http_response(
         &mut self,
