@@ -238,15 +238,24 @@ impl Region {
     }
 
     /// The next bytes to write to `conn`, in order. `None` when nothing is pending.
+    #[inline]
     pub fn poll_transmit(&mut self, conn: ConnectionId) -> Option<Bytes> {
         let bytes = self.conns.poll_transmit(conn);
-        if bytes.is_none() && !self.conns.drained.is_empty() {
-            // HTTP-in answers were taken: their connections read on.
-            for idx in std::mem::take(&mut self.conns.drained) {
-                self.read_next(idx);
-            }
+        if bytes.is_some() {
+            return bytes;
         }
-        bytes
+        if !self.conns.drained.is_empty() {
+            self.read_drained();
+        }
+        None
+    }
+
+    /// HTTP-in answers were all taken: their connections read on.
+    #[cold]
+    fn read_drained(&mut self) {
+        for idx in std::mem::take(&mut self.conns.drained) {
+            self.read_next(idx);
+        }
     }
 
     /// When the embedder must next call [`handle_input`](Region::handle_input)
