@@ -2,6 +2,7 @@
 
 use crate::Probe;
 use crate::handshake::*;
+use crate::http_checks::*;
 use crate::region::*;
 use crate::session::*;
 
@@ -13,6 +14,33 @@ pub const ECHO: &str = "the object URL's script sends every text back unchanged 
 pub const REGION_ECHO: &str = "a script listens on --domain and answers each msg,<domain>,<p> to its sender \
 as msg,<domain>,<p> (as echo_server's region script does)";
 
+/// What the HTTP-in checks assume.
+pub const HTTP_ECHO: &str = "the HTTP-in URL's script answers by x-path-info as echo_server's does: /status/<n> → n, \
+/header/<name> → that header as the script reads it, /method → the method, /hold → never, anything else → 200 with \
+the body as the script received it";
+
+/// What a check needs besides `--object-url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Object,
+    Region,
+    Http,
+    /// `--http-url` and `--http-timeout`.
+    HttpTimeout,
+}
+
+impl Needs {
+    /// How `--list` marks it.
+    pub fn flags(self) -> &'static str {
+        match self {
+            Needs::Object => "",
+            Needs::Region => " [--region-url]",
+            Needs::Http => " [--http-url]",
+            Needs::HttpTimeout => " [--http-url --http-timeout]",
+        }
+    }
+}
+
 /// A check's verdict: `Err` holds why it failed.
 pub type Outcome = Result<(), String>;
 
@@ -23,7 +51,7 @@ pub struct Check {
     pub what: &'static str,
     /// What it takes for granted about the server's scripts or settings.
     pub assumes: &'static str,
-    pub region: bool,
+    pub needs: Needs,
     pub run: fn(&Probe) -> Outcome,
 }
 
@@ -38,15 +66,27 @@ pub const NOT_CHECKED: &[(&str, &str)] = &[
     ("revocation", "SPEC §4 (1001 on reset, rez, ..., 404 afterwards) needs lifecycle events in the simulator"),
     ("region-too-large", "err,<domain>,too-large needs a listener whose WS_MAX_MESSAGE is below the cap"),
     ("region-uns-notice", "uns,<domain> to subscribers needs the last listener to stop listening"),
+    ("http-inflight-503", "64 requests in flight need a script that holds them; reaching it would load a live server"),
+    ("http-rate-429", "needs the server's request rate; reaching it would lock this address out"),
+    (
+        "http-revocation-503",
+        "503 to requests in flight when the URL is revoked needs lifecycle events in the simulator",
+    ),
+    ("http-413-switch", "413 instead of truncation is a server setting"),
+    ("http-content-type", "llSetContentType and CONTENT_TYPE_HTML (owner's viewer only) happen inside the simulator"),
 ];
 
 pub fn checks() -> Vec<Check> {
     fn c(name: &'static str, what: &'static str, assumes: &'static str, run: fn(&Probe) -> Outcome) -> Check {
-        Check { name, what, assumes, region: false, run }
+        Check { name, what, assumes, needs: Needs::Object, run }
     }
     fn r(name: &'static str, what: &'static str, assumes: &'static str, run: fn(&Probe) -> Outcome) -> Check {
-        Check { name, what, assumes, region: true, run }
+        Check { name, what, assumes, needs: Needs::Region, run }
     }
+    fn h(name: &'static str, what: &'static str, assumes: &'static str, run: fn(&Probe) -> Outcome) -> Check {
+        Check { name, what, assumes, needs: Needs::Http, run }
+    }
+    const HTTP_LIVE: &str = "the HTTP-in URL is live";
     vec![
         c("handshake-101", "101 with the correct Sec-WebSocket-Accept", LIVE, handshake_101),
         c(
@@ -156,6 +196,88 @@ pub fn checks() -> Vec<Check> {
             REGION_ECHO,
             region_bad_frame,
         ),
+        h(
+            "http-unknown-cap-404",
+            "an HTTP-in capability differing in one digit → 404",
+            HTTP_LIVE,
+            http_unknown_cap_404,
+        ),
+        h(
+            "http-method-405",
+            "PATCH, HEAD and OPTIONS → 405 with Allow: GET, POST, PUT, DELETE",
+            HTTP_LIVE,
+            http_method_405,
+        ),
+        h("http-head-431", "a request head over 8 KiB → 431", HTTP_LIVE, http_head_431),
+        h(
+            "http-body-echo",
+            "POST and PUT bodies reach the script byte for byte; answers are text/plain; charset=utf-8",
+            HTTP_ECHO,
+            http_body_echo,
+        ),
+        h(
+            "http-body-2048",
+            "the script sees the first 2048 bytes of UTF-8, cut on a character boundary",
+            HTTP_ECHO,
+            http_body_2048,
+        ),
+        h(
+            "http-latin1-default",
+            "a body with no charset is ISO-8859-1, transcoded to UTF-8",
+            HTTP_ECHO,
+            http_latin1_default,
+        ),
+        h(
+            "http-utf8-declared",
+            "a body declared charset=utf-8 reaches the script unchanged",
+            HTTP_ECHO,
+            http_utf8_declared,
+        ),
+        h(
+            "http-invalid-utf8-fffd",
+            "bytes invalid in the declared UTF-8 become U+FFFD",
+            HTTP_ECHO,
+            http_invalid_utf8_fffd,
+        ),
+        h("http-chunked", "a chunked body is reassembled, with the same 2048-byte cut", HTTP_ECHO, http_chunked),
+        h("http-expect-100", "Expect: 100-continue → 100 Continue before the body is sent", HTTP_ECHO, http_expect_100),
+        h("http-keep-alive", "requests one after another on one keep-alive connection", HTTP_ECHO, http_keep_alive),
+        h(
+            "http-pipelining",
+            "pipelined requests answered in order, the connection kept open",
+            HTTP_ECHO,
+            http_pipelining,
+        ),
+        h(
+            "http-connection-close",
+            "Connection: close → the answer, then the connection closes",
+            HTTP_ECHO,
+            http_connection_close,
+        ),
+        h("http-10-close", "an HTTP/1.0 request → the answer, then the connection closes", HTTP_ECHO, http_10_close),
+        h("http-status", "llHTTPResponse's status passes through (418, 201, 404, 599)", HTTP_ECHO, http_status),
+        h("http-status-500", "a status outside 100..=599 (700, 99, -1, 1000) → 500", HTTP_ECHO, http_status_500),
+        h(
+            "http-header-readback",
+            "llGetHTTPHeader reads request headers by lower-case name; \"\" when absent",
+            HTTP_ECHO,
+            http_header_readback,
+        ),
+        h("http-header-255", "header values (x-query-string too) are cut to 255 bytes", HTTP_ECHO, http_header_255),
+        h(
+            "http-path-info",
+            "x-path-info, x-query-string, x-script-url (no trailing /) and x-remote-ip have the SPEC's shapes",
+            HTTP_ECHO,
+            http_path_info,
+        ),
+        h("http-method", "the script sees GET, POST, PUT and DELETE as sent", HTTP_ECHO, http_method),
+        Check {
+            name: "http-hold-504",
+            what: "a request the script never answers → 504 after --http-timeout",
+            assumes: "the server's HTTP-in timeout is --http-timeout; the script never answers /hold",
+            needs: Needs::HttpTimeout,
+            run: http_hold_504,
+        },
         c(
             "no-reserved-close-codes",
             "no close frame the server sent carried 1005, 1006 or 1015",

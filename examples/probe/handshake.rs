@@ -18,10 +18,10 @@ pub fn mutate_cap(path: &str) -> String {
         None => (path, ""),
     };
     let segments: Vec<&str> = path_only.split('/').collect();
-    // The segment after `lslws`, else the longest one.
+    // The segment after `lslws` (or `lslhttp`, `lslhttps`), else the longest one.
     let index = segments
         .iter()
-        .position(|s| *s == "lslws")
+        .position(|s| matches!(*s, "lslws" | "lslhttp" | "lslhttps"))
         .map(|i| i + 1)
         .filter(|i| segments.get(*i).is_some_and(|s| !s.is_empty()))
         .or_else(|| (0..segments.len()).max_by_key(|i| segments[*i].len()));

@@ -1,11 +1,12 @@
-//! A probe that checks a live server's wire behaviour (SPEC §5, and with
-//! `--region-url` the §6 envelope) from outside, over TCP: tungstenite's
-//! client for well-formed sessions, raw TCP for malformed requests and
-//! frames. It needs only the URLs, so it can test any implementation.
+//! A probe that checks a live server's wire behaviour (SPEC §5, with
+//! `--region-url` the §6 envelope, with `--http-url` §8 HTTP-in) from
+//! outside, over TCP: tungstenite's client for well-formed sessions, raw TCP
+//! for malformed requests and frames, plain HTTP/1.1 for HTTP-in. It needs
+//! only the URLs, so it can test any implementation.
 //!
 //! ```text
 //! cargo run --release --example probe -- --object-url URL [--region-url URL]
-//!     [--domain D] [--max-message N] [--timeout SECS]
+//!     [--http-url URL [--http-timeout SECS]] [--domain D] [--max-message N] [--timeout SECS]
 //! cargo run --release --example probe -- --list
 //! ```
 //!
@@ -17,6 +18,14 @@
 //!   assume a script listens on domain `--domain` (default `echo`) and
 //!   answers each `msg,<domain>,<p>` to its sender as `msg,<domain>,<p>`, as
 //!   `echo_server`'s "region echo" script does.
+//! - `--http-url URL`: an HTTP-in URL (`http://host:port/lslhttp/<cap>/`);
+//!   enables the §8 checks. They assume its script answers by `x-path-info`
+//!   as `echo_server`'s does: `/status/<n>` → status n, empty body;
+//!   `/header/<name>` → 200 with `llGetHTTPHeader(id, name)`; `/method` →
+//!   200 with the method; `/hold` → never answered; anything else → 200
+//!   with the body as the script received it.
+//! - `--http-timeout SECS`: the server's HTTP-in timeout; enables the check
+//!   that an unanswered `/hold` gets 504 (it waits that long).
 //! - `--max-message N`: the server's message cap in bytes (default 2048, the
 //!   SPEC default): exactly N bytes must echo, N + 1 must close 1009.
 //! - `--timeout SECS`: the limit for every socket operation (connect, each
@@ -33,11 +42,13 @@
 //!
 //! A `429` answer (the server's handshake rate limit) is not a failure: the
 //! probe waits for `Retry-After` (1 to 5 s) and tries again, up to 3 times.
-//! Only `ws://` URLs: the probe has no TLS.
+//! Only `ws://` and `http://` URLs: the probe has no TLS.
 
 mod checks;
 mod frames;
 mod handshake;
+mod http;
+mod http_checks;
 mod net;
 mod region;
 mod session;
@@ -49,12 +60,12 @@ use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use checks::{Check, LIVE, NOT_CHECKED, Outcome, checks};
+use checks::{Check, LIVE, NOT_CHECKED, Needs, Outcome, checks};
 use frames::Frame;
 use net::{Stream, Target};
 
 const USAGE: &str = "usage: probe --object-url ws://HOST:PORT/PATH [--region-url ws://HOST:PORT/PATH] \
-[--domain D] [--max-message N] [--timeout SECS]
+[--http-url http://HOST:PORT/lslhttp/CAP/ [--http-timeout SECS]] [--domain D] [--max-message N] [--timeout SECS]
        probe --list";
 
 /// How often a 429 answer is retried.
@@ -65,6 +76,8 @@ const MAX_HEAD: usize = 16 * 1024;
 struct Args {
     object: Target,
     region: Option<Target>,
+    http: Option<Target>,
+    http_timeout: Option<Duration>,
     domain: String,
     max_message: usize,
     timeout: Duration,
@@ -78,6 +91,7 @@ enum Parsed {
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let (mut object, mut region, mut domain) = (None, None, "echo".to_string());
+    let (mut http, mut http_timeout) = (None, None);
     let (mut max_message, mut timeout) = (2048usize, Duration::from_secs(5));
     let mut list = false;
     let mut it = args.into_iter();
@@ -86,6 +100,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
         match arg.as_str() {
             "--object-url" => object = Some(value("--object-url")?),
             "--region-url" => region = Some(value("--region-url")?),
+            "--http-url" => http = Some(value("--http-url")?),
+            "--http-timeout" => http_timeout = Some(seconds("--http-timeout", &value("--http-timeout")?)?),
             "--domain" => domain = value("--domain")?,
             "--max-message" => {
                 let n = value("--max-message")?;
@@ -95,12 +111,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
                 }
             }
             "--timeout" => {
-                let s = value("--timeout")?;
-                let secs: f64 = s.parse().map_err(|_| format!("--timeout: not a number of seconds: {s}"))?;
-                if !(0.01..=600.0).contains(&secs) {
-                    return Err("--timeout must be between 0.01 and 600 seconds".into());
-                }
-                timeout = Duration::from_secs_f64(secs);
+                timeout = seconds("--timeout", &value("--timeout")?)?;
             }
             "--list" => list = true,
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -116,7 +127,20 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     let object = object.ok_or("--object-url is required")?;
     let object = Target::parse("--object-url", &object)?;
     let region = region.map(|r| Target::parse("--region-url", &r)).transpose()?;
-    Ok(Parsed::Run(Box::new(Args { object, region, domain, max_message, timeout })))
+    let http = http.map(|h| Target::parse_scheme("--http-url", &h, "http")).transpose()?;
+    if http_timeout.is_some() && http.is_none() {
+        return Err("--http-timeout needs --http-url".into());
+    }
+    Ok(Parsed::Run(Box::new(Args { object, region, http, http_timeout, domain, max_message, timeout })))
+}
+
+/// A number of seconds between 0.01 and 600, decimals allowed.
+fn seconds(flag: &str, s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("{flag}: not a number of seconds: {s}"))?;
+    if !(0.01..=600.0).contains(&secs) {
+        return Err(format!("{flag} must be between 0.01 and 600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 // ---------------------------------------------------------------------------
@@ -125,6 +149,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
 struct Probe {
     object: Target,
     region: Option<Target>,
+    http: Option<Target>,
+    /// The server's HTTP-in timeout, if the user gave it.
+    http_timeout: Option<Duration>,
     domain: String,
     max_message: usize,
     timeout: Duration,
@@ -170,6 +197,20 @@ impl Probe {
     fn region(&self) -> Result<&Target, String> {
         self.region.as_ref().ok_or_else(|| "no --region-url".to_string())
     }
+
+    fn http(&self) -> Result<&Target, String> {
+        self.http.as_ref().ok_or_else(|| "no --http-url".to_string())
+    }
+
+    /// Whether the arguments given enable `check`.
+    fn enables(&self, check: &Check) -> bool {
+        match check.needs {
+            Needs::Object => true,
+            Needs::Region => self.region.is_some(),
+            Needs::Http => self.http.is_some(),
+            Needs::HttpTimeout => self.http.is_some() && self.http_timeout.is_some(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -178,7 +219,7 @@ impl Probe {
 fn list() {
     println!("checks (name: what; assumes):");
     for check in checks() {
-        let scope = if check.region { " [--region-url]" } else { "" };
+        let scope = check.needs.flags();
         println!("  {}{scope}: {}; assumes {}", check.name, check.what, check.assumes);
     }
     println!("not checked from outside:");
@@ -218,6 +259,8 @@ fn main() -> ExitCode {
     let probe = Probe {
         object: args.object,
         region: args.region,
+        http: args.http,
+        http_timeout: args.http_timeout,
         domain: args.domain,
         max_message: args.max_message,
         timeout: args.timeout,
@@ -227,7 +270,7 @@ fn main() -> ExitCode {
     let (mut passed, mut failed) = (0, 0);
     let mut out = io::stdout().lock();
     for check in checks() {
-        if check.region && probe.region.is_none() {
+        if !probe.enables(&check) {
             continue;
         }
         let line = match run_check(&probe, &check) {
@@ -249,6 +292,11 @@ fn main() -> ExitCode {
     }
     if probe.region.is_none() {
         let _ = writeln!(out, "SKIP region-*: not checked (no --region-url given)");
+    }
+    if probe.http.is_none() {
+        let _ = writeln!(out, "SKIP http-*: not checked (no --http-url given)");
+    } else if probe.http_timeout.is_none() {
+        let _ = writeln!(out, "SKIP http-hold-504: not checked (no --http-timeout given)");
     }
     for (name, why) in NOT_CHECKED {
         let _ = writeln!(out, "SKIP {name}: not checked from outside ({why})");

@@ -9,7 +9,7 @@ use crate::{MAX_HEAD, Probe, RATE_RETRIES};
 // ---------------------------------------------------------------------------
 // Arguments and targets
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` (or, for `--http-url`, `http://`) URL.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: String,
@@ -21,11 +21,18 @@ pub struct Target {
 }
 
 impl Target {
+    /// A `ws://` URL.
     pub fn parse(flag: &str, url: &str) -> Result<Target, String> {
-        if url.starts_with("wss://") {
-            return Err(format!("{flag}: wss:// is not supported (the probe has no TLS): {url}"));
+        Target::parse_scheme(flag, url, "ws")
+    }
+
+    /// A URL of `scheme` (`ws` or `http`); the TLS scheme is refused.
+    pub fn parse_scheme(flag: &str, url: &str, scheme: &str) -> Result<Target, String> {
+        if url.starts_with(&format!("{scheme}s://")) {
+            return Err(format!("{flag}: {scheme}s:// is not supported (the probe has no TLS): {url}"));
         }
-        let rest = url.strip_prefix("ws://").ok_or_else(|| format!("{flag}: not a ws:// URL: {url}"))?;
+        let rest =
+            url.strip_prefix(&format!("{scheme}://")).ok_or_else(|| format!("{flag}: not a {scheme}:// URL: {url}"))?;
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let authority = &rest[..end];
         let mut path = rest[end..].split('#').next().unwrap_or("").to_string();
@@ -56,6 +63,7 @@ impl Target {
         Target { path, ..self.clone() }
     }
 }
+
 // ---------------------------------------------------------------------------
 // Sockets with deadlines
 
@@ -82,6 +90,16 @@ impl Stream {
             }
         }
         Err(last)
+    }
+
+    /// This end's address (what the server sees as the remote IP).
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
+        self.tcp.local_addr().ok().map(|a| a.ip())
+    }
+
+    /// Sets the limit of each later wait.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Starts a new wait of at most the timeout.
