@@ -77,6 +77,8 @@ pub struct EchoProcess {
     addr: SocketAddr,
     object_url: String,
     region_url: Option<String>,
+    /// The echo script's HTTP-in URL, once printed.
+    http_url: Option<String>,
 }
 
 impl EchoProcess {
@@ -114,13 +116,15 @@ impl EchoProcess {
             addr: "127.0.0.1:0".parse().unwrap(),
             object_url: String::new(),
             region_url: None,
+            http_url: None,
         };
         // The region script's answer is a URL on stdout or a denial on stderr;
         // the two pipes are read by two threads, so it may come first.
-        let (mut object, mut region) = (None, None);
+        let (mut object, mut region, mut http) = (None, None, None);
         while object.is_none() || region.is_none() {
             process.wait_for(|line| {
                 match line {
+                    Line::Out(l) if l.starts_with("http-url ") => http = Some(l[9..].to_string()),
                     Line::Out(l) if l.starts_with("object-url ") => object = Some(l[11..].to_string()),
                     Line::Out(l) if l.starts_with("region-url ") => region = Some(Some(l[11..].to_string())),
                     Line::Err(l) if l.starts_with("region-url denied") => region = Some(None),
@@ -131,6 +135,7 @@ impl EchoProcess {
         }
         process.object_url = object.unwrap_or_default();
         process.region_url = region.flatten();
+        process.http_url = http;
         process.addr = wire::split_url(&process.object_url).0;
         process
     }
@@ -157,6 +162,19 @@ impl EchoProcess {
             seen.push(line.clone());
             assert_ne!(line, Line::Closed, "echo_server's stdout ended");
         }
+    }
+
+    /// The echo script's HTTP-in URL (`http-url` line), waiting for it if
+    /// it has not been printed yet.
+    pub fn http_url(&mut self) -> String {
+        if self.http_url.is_none() {
+            let url = self.wait_for(|line| match line {
+                Line::Out(l) => l.strip_prefix("http-url ").map(str::to_string),
+                _ => None,
+            });
+            self.http_url = Some(url);
+        }
+        self.http_url.clone().unwrap_or_default()
     }
 
     /// Writes one line to the child's stdin.
@@ -199,6 +217,8 @@ impl Target for EchoProcess {
 
     fn command(&mut self, command: &str) {
         self.send_line(command);
+        // Every command gives the echo script a new HTTP-in URL too.
+        self.http_url = None;
         // After a restart both scripts print new URLs, in either order.
         let mut object = None;
         let mut region = (command != "restart" || self.region_url.is_none()).then(|| self.region_url.clone());
@@ -210,6 +230,7 @@ impl Target for EchoProcess {
             match label.as_str() {
                 "object-url" => object = Some(url),
                 "region-url" => region = Some(Some(url)),
+                "http-url" => self.http_url = Some(url),
                 _ => panic!("unexpected line {label} {url}"),
             }
         }
