@@ -55,6 +55,8 @@ impl Handler for Bridge {
             EventKind::Open => format!("open {} {}", event.id, escape(&event.data)),
             EventKind::Text => format!("text {} {}", event.id, escape(&event.data)),
             EventKind::Close => format!("close {} {}", event.id, escape(&event.data)),
+            // The bridge's script requests no HTTP-in URL.
+            EventKind::Http(_) => return,
         };
         print_line(&line);
     }

@@ -265,7 +265,8 @@ impl Model {
                 prop_assert!(!self.by_key.contains_key(&event.id), "session keys are never reused");
                 Ok(Some(event.id))
             }
-            EventKind::UrlGranted | EventKind::UrlDenied => {
+            // The model's scripts request no HTTP-in URL, so no HTTP-in event is expected.
+            EventKind::UrlGranted | EventKind::UrlDenied | EventKind::Http(_) => {
                 prop_assert!(false, "an answer outlived its request call: {:?}", event);
                 unreachable!()
             }

@@ -150,8 +150,11 @@ pub fn http_expect_100(p: &Probe) -> Outcome {
     conn.response(false)?.expect("the body after 100 Continue", 200, b"go body")
 }
 
+/// A request, and the status and body of its answer.
+type Step = (Vec<u8>, u16, &'static [u8]);
+
 /// The requests of the keep-alive and pipelining checks, and their answers.
-fn sequence(p: &Probe) -> Result<Vec<(Vec<u8>, u16, &'static [u8])>, String> {
+fn sequence(p: &Probe) -> Result<Vec<Step>, String> {
     let t = p.http()?;
     Ok(vec![
         (request(t, "POST", "/echo", UTF8, b"first"), 200, b"first"),
