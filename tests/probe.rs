@@ -6,6 +6,7 @@
 //! taken from `PROBE_BIN`.
 
 mod e2e_support;
+mod probe_fakes;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use e2e_support::Target;
 use e2e_support::process::{EchoProcess, example_bin};
+use probe_fakes::Mode;
 use tungstenite::Message;
 
 /// How long one probe run may take before the test fails (and kills it).
@@ -101,8 +103,9 @@ fn probe(args: &[&str]) -> Run {
     }
 }
 
-/// Every check's name, from `probe --list`: `(name, needs --region-url)`.
-fn check_names() -> Vec<(String, bool)> {
+/// Every check's name, from `probe --list`, with the flags it needs
+/// (`""`, `"--region-url"`, `"--http-url"` or `"--http-url --http-timeout"`).
+fn check_names() -> Vec<(String, String)> {
     let run = probe(&["--list"]);
     assert_eq!(run.code, Some(0), "{}", run.shown());
     run.lines
@@ -112,13 +115,19 @@ fn check_names() -> Vec<(String, bool)> {
         .take_while(|l| l.starts_with("  "))
         .map(|l| {
             let name = l.trim_start().split([':', ' ']).next().unwrap_or_default().to_string();
-            (name, l.contains("[--region-url]"))
+            let needs = l.split_once(" [").and_then(|(_, r)| r.split_once(']')).map_or("", |(n, _)| n);
+            (name, needs.to_string())
         })
         .collect()
 }
 
+/// The names of the checks that need `flags`.
+fn names_needing(flags: &str) -> Vec<String> {
+    check_names().into_iter().filter(|(_, n)| n.starts_with(flags)).map(|(name, _)| name).collect()
+}
+
 /// The SPEC rows the probe lists as not checked from outside.
-const NOT_CHECKED: [&str; 9] = [
+const NOT_CHECKED: [&str; 14] = [
     "sessions-503",
     "rate-429",
     "handshake-timeout",
@@ -128,16 +137,51 @@ const NOT_CHECKED: [&str; 9] = [
     "revocation",
     "region-too-large",
     "region-uns-notice",
+    "http-inflight-503",
+    "http-rate-429",
+    "http-revocation-503",
+    "http-413-switch",
+    "http-content-type",
+];
+
+/// The HTTP-in checks (SPEC §8).
+const HTTP_CHECKS: [&str; 21] = [
+    "http-unknown-cap-404",
+    "http-method-405",
+    "http-head-431",
+    "http-body-echo",
+    "http-body-2048",
+    "http-latin1-default",
+    "http-utf8-declared",
+    "http-invalid-utf8-fffd",
+    "http-chunked",
+    "http-expect-100",
+    "http-keep-alive",
+    "http-pipelining",
+    "http-connection-close",
+    "http-10-close",
+    "http-status",
+    "http-status-500",
+    "http-header-readback",
+    "http-header-255",
+    "http-path-info",
+    "http-method",
+    "http-hold-504",
 ];
 
 #[test]
 fn every_check_passes_against_echo_server() {
-    let p = EchoProcess::start(&[]);
+    let mut p = EchoProcess::start(&["--http-timeout", "1"]);
     let region = p.region_url().expect("echo_server's region echo script holds the region URL");
-    let run = probe(&["--object-url", &p.object_url(), "--region-url", &region]);
+    let http = p.http_url();
+    let args = ["--object-url", &p.object_url(), "--region-url", &region, "--http-url", &http, "--http-timeout", "1"];
+    let run = probe(&args);
     assert_eq!(run.code, Some(0), "{}", run.shown());
     let names = check_names();
-    assert!(names.len() >= 35, "only {} checks listed", names.len());
+    assert!(names.len() >= 60, "only {} checks listed", names.len());
+    for name in HTTP_CHECKS {
+        assert!(names.iter().any(|(n, needs)| n == name && needs.starts_with("--http-url")), "{name} not listed");
+    }
     let checks = run.checks();
     assert_eq!(checks.len(), names.len(), "{}", run.shown());
     for line in &checks {
@@ -160,10 +204,26 @@ fn without_region_url_the_region_checks_are_left_out() {
     let p = EchoProcess::start(&[]);
     let run = probe(&["--object-url", &p.object_url()]);
     assert_eq!(run.code, Some(0), "{}", run.shown());
-    let object_checks = check_names().iter().filter(|(_, region)| !region).count();
+    let object_checks = check_names().iter().filter(|(_, needs)| needs.is_empty()).count();
     assert_eq!(run.summary(), format!("{object_checks} passed, 0 failed"), "{}", run.shown());
     assert!(run.lines.iter().all(|l| !l.contains(" region-echo")), "{}", run.shown());
     assert!(run.lines.iter().any(|l| l.starts_with("SKIP region-*")), "{}", run.shown());
+    assert!(run.lines.iter().all(|l| !l.starts_with("PASS http-")), "{}", run.shown());
+    assert!(run.lines.iter().any(|l| l.starts_with("SKIP http-*")), "{}", run.shown());
+}
+
+#[test]
+fn without_http_timeout_the_504_check_is_left_out() {
+    let mut p = EchoProcess::start(&[]);
+    let http = p.http_url();
+    let run = probe(&["--object-url", &p.object_url(), "--http-url", &http]);
+    assert_eq!(run.code, Some(0), "{}", run.shown());
+    let http_checks = names_needing("--http-url").len();
+    let object_checks = check_names().iter().filter(|(_, needs)| needs.is_empty()).count();
+    // Every HTTP-in check but http-hold-504.
+    assert_eq!(run.summary(), format!("{} passed, 0 failed", object_checks + http_checks - 1), "{}", run.shown());
+    assert!(run.has("SKIP http-hold-504"), "{}", run.shown());
+    assert!(run.has("PASS http-pipelining"), "{}", run.shown());
 }
 
 #[test]
@@ -215,7 +275,9 @@ fn every_check_fails_against_a_server_that_answers_200() {
     });
     let object = format!("ws://{addr}/lslws/6f1d3b0e-93a1-4c55-8e1b-2b7d0c4e9f10/");
     let region = format!("ws://{addr}/lslws/0c0d6b8e-43a1-4c55-8e1b-2b7d0c4e9f10/");
-    let run = probe(&["--object-url", &object, "--region-url", &region, "--timeout", "1"]);
+    let http = format!("http://{addr}/lslhttp/1d2c3b4a-93a1-4c55-8e1b-2b7d0c4e9f10/");
+    let args = ["--object-url", &object, "--region-url", &region, "--timeout", "1"];
+    let run = probe(&[&args[..], &["--http-url", &http, "--http-timeout", "1"]].concat());
     assert_eq!(run.code, Some(1), "{}", run.shown());
     let names = check_names();
     let checks = run.checks();
@@ -276,7 +338,9 @@ fn a_silent_server_cannot_hang_the_probe() {
         while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
     });
     let object = format!("ws://{addr}/lslws/6f1d3b0e-93a1-4c55-8e1b-2b7d0c4e9f10/");
-    let run = probe(&["--object-url", &object, "--region-url", &object, "--timeout", "0.2"]);
+    let http = format!("http://{addr}/lslhttp/1d2c3b4a-93a1-4c55-8e1b-2b7d0c4e9f10/");
+    let args = ["--object-url", &object, "--region-url", &object, "--timeout", "0.2"];
+    let run = probe(&[&args[..], &["--http-url", &http, "--http-timeout", "0.2"]].concat());
     assert_eq!(run.code, Some(1), "{}", run.shown());
     for line in run.checks() {
         assert!(line.starts_with("FAIL "), "{line}");
@@ -291,7 +355,7 @@ fn a_silent_server_cannot_hang_the_probe() {
 
 #[test]
 fn bad_arguments_exit_2() {
-    let cases: [&[&str]; 7] = [
+    let cases: [&[&str]; 11] = [
         &[],
         &["--object-url"],
         &["--object-url", "http://127.0.0.1:1/x"],
@@ -299,6 +363,10 @@ fn bad_arguments_exit_2() {
         &["--object-url", "ws://127.0.0.1:1/x", "--max-message", "lots"],
         &["--object-url", "ws://127.0.0.1:1/x", "--domain", "a,b"],
         &["--object-url", "ws://127.0.0.1:1/x", "--dance"],
+        &["--object-url", "ws://127.0.0.1:1/x", "--http-url", "ws://127.0.0.1:1/lslhttp/x/"],
+        &["--object-url", "ws://127.0.0.1:1/x", "--http-url", "https://127.0.0.1:1/lslhttps/x/"],
+        &["--object-url", "ws://127.0.0.1:1/x", "--http-timeout", "1"],
+        &["--object-url", "ws://127.0.0.1:1/x", "--http-url", "http://127.0.0.1:1/lslhttp/x/", "--http-timeout", "x"],
     ];
     for args in cases {
         let run = probe(args);
@@ -318,4 +386,119 @@ fn list_names_checks_assumptions_and_what_is_not_checked() {
     for name in NOT_CHECKED {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
+    assert!(text.contains("http-body-2048 [--http-url]: "), "{text}");
+    assert!(text.contains("http-hold-504 [--http-url --http-timeout]: "), "{text}");
+    assert!(text.contains("x-path-info as echo_server's does"), "{text}");
+}
+
+/// Runs every check against a sloppy HTTP-in server (`probe_fakes`),
+/// the object URL there answers 404.
+fn sloppy_run(serve: fn(TcpStream)) -> Run {
+    let addr = fake_server(serve);
+    let cap = probe_fakes::CAP;
+    let object = format!("ws://{addr}/lslws/6f1d3b0e-93a1-4c55-8e1b-2b7d0c4e9f10/");
+    let http = format!("http://{addr}/lslhttp/{cap}/");
+    let run = probe(&["--object-url", &object, "--http-url", &http, "--http-timeout", "1", "--timeout", "1"]);
+    assert_eq!(run.code, Some(1), "{}", run.shown());
+    println!("{}", run.shown());
+    run
+}
+
+fn assert_verdicts(run: &Run, pass: &[&str], fail: &[&str]) {
+    for name in pass {
+        assert!(run.has(&format!("PASS {name}")), "no PASS {name}\n{}", run.shown());
+    }
+    for name in fail {
+        let line = run.lines.iter().find(|l| l.starts_with(&format!("FAIL {name}: ")));
+        let line = line.unwrap_or_else(|| panic!("no FAIL {name}\n{}", run.shown()));
+        assert!(line.contains("assumes") || *name == "http-unknown-cap-404", "{line}");
+    }
+}
+
+/// What the sloppy servers get right and wrong, and so which checks pass and fail.
+const SLOPPY_RIGHT: [&str; 9] = [
+    "http-unknown-cap-404",
+    "http-body-echo",
+    "http-utf8-declared",
+    "http-invalid-utf8-fffd",
+    "http-status",
+    "http-header-readback",
+    "http-method",
+    "http-connection-close",
+    "http-10-close",
+];
+const SLOPPY_WRONG: [&str; 12] = [
+    "http-method-405",
+    "http-head-431",
+    "http-body-2048",
+    "http-latin1-default",
+    "http-chunked",
+    "http-expect-100",
+    "http-keep-alive",
+    "http-pipelining",
+    "http-status-500",
+    "http-header-255",
+    "http-path-info",
+    "http-hold-504",
+];
+
+#[test]
+fn a_sloppy_http_in_server_fails_the_checks_it_breaks() {
+    let run = sloppy_run(|s| probe_fakes::sloppy_http(s, Mode::CloseAlways));
+    assert_verdicts(&run, &SLOPPY_RIGHT, &SLOPPY_WRONG);
+    let latin1 = run.lines.iter().find(|l| l.starts_with("FAIL http-latin1-default")).unwrap();
+    assert!(latin1.contains("caf\\u{fffd}") || latin1.contains("caf�"), "{latin1}");
+    let cut = run.lines.iter().find(|l| l.starts_with("FAIL http-status-500")).unwrap();
+    assert!(cut.contains("700") && cut.contains("want 500"), "{cut}");
+    let expect = run.lines.iter().find(|l| l.starts_with("FAIL http-expect-100")).unwrap();
+    assert!(expect.contains("100 Continue") && expect.contains("no answer within"), "{expect}");
+    // Every HTTP-in check is judged, none hangs.
+    assert!(run.took < Duration::from_secs(60), "took {:?}", run.took);
+}
+
+#[test]
+fn a_keep_open_http_in_server_fails_the_close_checks() {
+    let run = sloppy_run(|s| probe_fakes::sloppy_http(s, Mode::KeepOpen));
+    let mut right: Vec<&str> = SLOPPY_RIGHT.iter().copied().filter(|n| !n.ends_with("close")).collect();
+    right.extend(["http-keep-alive", "http-pipelining"]);
+    assert_verdicts(&run, &right, &["http-connection-close", "http-10-close"]);
+    let close = run.lines.iter().find(|l| l.starts_with("FAIL http-connection-close")).unwrap();
+    assert!(close.contains("stayed open"), "{close}");
+}
+
+/// What [`Mode::WrongAnswers`] breaks: the checks the other sloppy servers pass.
+const WRONG_ANSWERS: [&str; 7] = [
+    "http-unknown-cap-404",
+    "http-body-echo",
+    "http-utf8-declared",
+    "http-invalid-utf8-fffd",
+    "http-status",
+    "http-header-readback",
+    "http-method",
+];
+
+#[test]
+fn a_wrong_answers_http_in_server_fails_the_checks_it_breaks() {
+    let run = sloppy_run(|s| probe_fakes::sloppy_http(s, Mode::WrongAnswers));
+    let right = ["http-latin1-default", "http-status-500"];
+    assert_verdicts(&run, &right, &WRONG_ANSWERS);
+    let line = |name: &str| run.lines.iter().find(|l| l.starts_with(&format!("FAIL {name}:"))).unwrap().clone();
+    assert!(line("http-invalid-utf8-fffd").contains("ab?cd"), "{}", run.shown());
+    assert!(line("http-status").contains("400") && line("http-status").contains("want 418"), "{}", run.shown());
+    assert!(line("http-method").contains("\"get\""), "{}", run.shown());
+}
+
+#[test]
+fn every_http_check_is_shown_failing_by_a_broken_server() {
+    // The three sloppy servers above between them fail every HTTP-in check.
+    let mut failed: Vec<&str> = SLOPPY_WRONG.to_vec();
+    failed.extend(["http-connection-close", "http-10-close"]);
+    failed.extend(WRONG_ANSWERS);
+    failed.sort_unstable();
+    let mut listed = names_needing("--http-url");
+    listed.sort_unstable();
+    assert_eq!(failed, listed);
+    let mut all = HTTP_CHECKS.to_vec();
+    all.sort_unstable();
+    assert_eq!(all, listed);
 }
