@@ -22,6 +22,7 @@ use crate::index::ConnIdx;
 use crate::key::Key;
 use crate::script::SendError;
 use crate::session::{ConnectionId, Session};
+use crate::transport::Transport;
 
 /// What a connection is, and what it waits for.
 #[derive(Debug)]
@@ -30,8 +31,8 @@ pub(crate) enum Kind {
     Head { deadline: Instant },
     /// An `Output::HttpRequest` is out; waiting for `Region::respond` until the deadline.
     Http { deadline: Instant },
-    /// An open WebSocket session.
-    WebSocket(Box<Session>),
+    /// An open session: a WebSocket, or a line client (its `Transport` says which).
+    Session(Box<Session>),
     /// An HTTP-in request being read or answered (SPEC §8).
     HttpIn(Box<HttpIn>),
     /// The server sent a close and waits for the echo until the deadline.
@@ -76,13 +77,15 @@ impl Conn {
     /// embedder must be told, as [`push_out`](Conn::push_out).
     #[inline]
     pub(crate) fn send_text(&mut self, domain: Option<&str>, text: &str, limit: usize) -> Result<bool, SendError> {
+        let transport = self.session().map_or(Transport::WebSocket, |s| s.transport);
         let head = domain.map_or(0, |d| d.len() + 5);
-        if self.out_len() + head + text.len() + frame::MAX_HEADER > limit {
+        if self.out_len() + transport.wire_len(head + text.len()) > limit {
             return Err(SendError::Busy);
         }
-        let bytes = match domain {
-            Some(d) => frame::text_parts(&[b"msg,", d.as_bytes(), b",", text.as_bytes()]),
-            None => frame::text(text.as_bytes()),
+        let bytes = match (transport, domain) {
+            (Transport::WebSocket, None) => frame::text(text.as_bytes()),
+            (t, Some(d)) => t.text(&[b"msg,", d.as_bytes(), b",", text.as_bytes()]),
+            (t, None) => t.text(&[text.as_bytes()]),
         };
         Ok(self.push_out(bytes))
     }
@@ -112,7 +115,7 @@ impl Conn {
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
         match &self.kind {
             Kind::Head { deadline } | Kind::Http { deadline } | Kind::Closing { deadline } => Some(*deadline),
-            Kind::WebSocket(s) => s.deadline(config),
+            Kind::Session(s) => s.deadline(config),
             Kind::HttpIn(h) => Some(h.deadline()),
             Kind::Closed => None,
         }
@@ -120,14 +123,14 @@ impl Conn {
 
     pub(crate) fn session(&self) -> Option<&Session> {
         match &self.kind {
-            Kind::WebSocket(s) => Some(s),
+            Kind::Session(s) => Some(s),
             _ => None,
         }
     }
 
     pub(crate) fn session_mut(&mut self) -> Option<&mut Session> {
         match &mut self.kind {
-            Kind::WebSocket(s) => Some(s),
+            Kind::Session(s) => Some(s),
             _ => None,
         }
     }

@@ -219,6 +219,7 @@ mod index;
 mod inflight;
 pub mod key;
 pub mod lifecycle;
+mod line;
 mod queues;
 mod rate;
 pub mod region;
@@ -226,6 +227,7 @@ mod routing;
 pub mod script;
 pub mod session;
 mod timers;
+mod transport;
 pub mod url;
 mod urls;
 

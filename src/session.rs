@@ -9,6 +9,7 @@ use crate::handshake::Request;
 use crate::index::{ScriptIdx, UrlIdx};
 use crate::key::Key;
 use crate::routing::Contacts;
+use crate::transport::Transport;
 use crate::url::Target;
 
 /// The embedder's name for one transport connection (a socket, a slab index).
@@ -82,6 +83,8 @@ pub(crate) struct Session {
     pub(crate) route: Route,
     /// Largest message accepted from the client (for the region endpoint, including the envelope head).
     pub(crate) max_message: usize,
+    /// WebSocket frames or lines.
+    pub(crate) transport: Transport,
     pub(crate) decoder: Decoder,
     pub(crate) headers: Headers,
     /// When the client was last heard from, or when the server pinged it.
@@ -97,10 +100,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(route: Route, max_message: usize, headers: Headers, now: Instant) -> Session {
+    pub(crate) fn new(
+        route: Route,
+        max_message: usize,
+        transport: Transport,
+        headers: Headers,
+        now: Instant,
+    ) -> Session {
         Session {
             route,
             max_message,
+            transport,
             decoder: Decoder::default(),
             headers,
             last_rx: now,

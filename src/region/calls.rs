@@ -11,6 +11,7 @@ use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::script::{CloseError, Event, EventKind, ReleaseError, SendError, Text, WebsocketRequest};
 use crate::session::Route;
+use crate::transport::Transport;
 use crate::url;
 use crate::urls::Resolved;
 
@@ -111,15 +112,22 @@ impl Region {
         if self.urls.get(id).is_none_or(|u| text.len() > u.max_message) {
             return Err(SendError::TooLarge);
         }
-        let frame = frame::text_parts(&[b"msg,", domain.as_bytes(), b",", text.as_bytes()]);
+        let parts: [&[u8]; 4] = [b"msg,", domain.as_bytes(), b",", text.as_bytes()];
+        let frame = frame::text_parts(&parts);
+        // Built on first use: most broadcasts reach no line client.
+        let mut line = None;
         let subscribers = self.router.get(domain).map(|d| d.subscribers.clone()).unwrap_or_default();
         let mut sent = 0;
         for idx in subscribers {
             let Some(c) = self.conns.get(idx) else { continue };
-            if c.out_len() + frame.len() > self.config.outgoing_buffer {
+            let bytes = match c.session().map(|s| s.transport) {
+                Some(Transport::Lines) => line.get_or_insert_with(|| Transport::Lines.text(&parts)).clone(),
+                _ => frame.clone(),
+            };
+            if c.out_len() + bytes.len() > self.config.outgoing_buffer {
                 self.fail(idx, 1008, "too slow");
             } else {
-                self.queue(idx, frame.clone());
+                self.queue(idx, bytes);
                 sent += 1;
             }
         }
@@ -150,9 +158,10 @@ impl Region {
                 self.drop_contact(idx, &domain, Some((code, reason)));
             }
             None => {
-                self.queue(idx, frame::close(code, reason));
+                let t = self.transport(idx);
+                self.queue(idx, t.close(code, reason));
                 self.end_session(idx, Some((code, reason)));
-                self.start_closing(idx);
+                self.start_closing(idx, t);
             }
         }
         Ok(())
@@ -160,14 +169,16 @@ impl Region {
 
     /// `llGetWebsocketHeader`: one of `x-script-url`, `x-path-info`,
     /// `x-query-string`, `x-remote-ip`, `user-agent`, `origin`,
-    /// `sec-websocket-protocol` (lower case); `""` when absent, unknown, or
-    /// the session is gone or not the caller's.
+    /// `sec-websocket-protocol` (lower case), or `x-transport`: how the client
+    /// is connected, `websocket` or `lines` (SPEC §13); `""` when absent,
+    /// unknown, or the session is gone or not the caller's.
     pub fn websocket_header(&self, script: Key, session: Key, name: &str) -> String {
         let Some((idx, url, _)) = self.own_session(script, session) else { return String::new() };
         let (Some(c), Some(record)) = (self.conns.get(idx), self.urls.get(url)) else { return String::new() };
         match name {
             "x-script-url" => Some(record.url.clone()),
             "x-remote-ip" => Some(c.remote.to_string()),
+            "x-transport" => c.session().map(|s| s.transport.name().to_string()),
             _ => c.session().and_then(|s| s.headers.named(name)).map(str::to_string),
         }
         .unwrap_or_default()

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::Region;
 use crate::conns::Kind;
-use crate::frame::{self, Decoded, Violation};
+use crate::frame::{Decoded, Violation};
 use crate::handshake::{self, Parsed, Status};
 use crate::index::ConnIdx;
 use crate::index::ScriptIdx;
@@ -16,6 +16,7 @@ use crate::key::Key;
 use crate::routing::Room;
 use crate::script::{Event, EventKind, Text};
 use crate::session::{Headers, Held, Route, Session};
+use crate::transport::Transport;
 use crate::urls::Resolved;
 use crate::{Output, envelope, url};
 
@@ -41,7 +42,7 @@ impl Region {
                 c.inbuf.extend(data);
                 self.head(now, idx);
             }
-            Kind::WebSocket(s) => {
+            Kind::Session(s) => {
                 s.heard(now);
                 self.pump(idx, data, Pump::Read);
             }
@@ -75,6 +76,9 @@ impl Region {
         if crate::http::head::is_http_in(&buf) {
             return self.http_head(now, idx, buf);
         }
+        if buf.first() == Some(&b'/') {
+            return self.line_head(now, idx, buf);
+        }
         let remote = c.remote;
         let (request, head_len) = match handshake::parse(&buf, &self.config) {
             Parsed::Partial => {
@@ -95,7 +99,7 @@ impl Region {
             self.outputs.push_back(Output::HttpRequest { conn: id, method, target });
             return;
         }
-        let Some((target, resolved)) = request.target.and_then(|t| Some((t, self.urls.resolve(t.cap)?))) else {
+        let Some((target, resolved)) = request.target.and_then(|t| Some((t, self.resolve_ws(t.cap)?))) else {
             return self.refuse(idx, Status::NotFound);
         };
         let ws_key = match request.upgrade {
@@ -103,20 +107,50 @@ impl Region {
             Err(status) => return self.refuse(idx, status),
         };
         let headers = Headers::of(&target, &request);
+        let Some(session) = self.new_session(now, idx, resolved, Transport::WebSocket, headers) else {
+            return self.refuse(idx, Status::Unavailable);
+        };
+        self.conns.set_kind(idx, Kind::Session(Box::new(session)));
+        if let Some(c) = self.conns.get_mut(idx) {
+            c.timer = None;
+        }
+        self.queue(idx, Bytes::from(handshake::accept_response(ws_key)));
+        self.arm(idx);
+        // A client may send frames right behind its head.
+        self.pump(idx, &buf[head_len..], Pump::Read);
+    }
+
+    /// What a capability names for a WebSocket-style session (an HTTP-in URL names none).
+    pub(super) fn resolve_ws(&self, cap: Key) -> Option<Resolved> {
+        match self.urls.resolve(cap)? {
+            Resolved::Url(url) if self.urls.get(url)?.http.is_some() => None,
+            resolved => Some(resolved),
+        }
+    }
+
+    /// A session of the URL `resolved` names for connection `idx`, entered in
+    /// its URL's sessions (or counted on the region endpoint); `None` when
+    /// that is full or the capability is no WebSocket URL (answered 503 or 404).
+    pub(super) fn new_session(
+        &mut self,
+        now: Instant,
+        idx: ConnIdx,
+        resolved: Resolved,
+        transport: Transport,
+        headers: Headers,
+    ) -> Option<Session> {
         let (route, max_message) = match resolved {
             Resolved::Endpoint => {
                 if self.region_sessions >= self.config.region_endpoint_sessions {
-                    return self.refuse(idx, Status::Unavailable);
+                    return None;
                 }
                 self.region_sessions += 1;
                 (Route::Region { contacts: Default::default() }, self.config.max_message + ENVELOPE_HEAD)
             }
             Resolved::Url(url) => {
-                let Some(record) = self.urls.get_mut(url).filter(|u| u.http.is_none()) else {
-                    return self.refuse(idx, Status::NotFound);
-                };
+                let record = self.urls.get_mut(url)?;
                 if record.sessions.len() >= self.config.sessions_per_url {
-                    return self.refuse(idx, Status::Unavailable);
+                    return None;
                 }
                 record.sessions.push(idx);
                 let (queue, max_message) = (record.queue, record.max_message);
@@ -125,17 +159,10 @@ impl Region {
                 (Route::Object { key, url, queue }, max_message)
             }
         };
-        let mut session = Session::new(route, max_message, headers, now);
+        let mut session = Session::new(route, max_message, transport, headers, now);
         // WS_OPEN counts against the script's queue like any event: it waits for room.
         session.held = session.object().map(|_| Box::new(Held::Open));
-        self.conns.set_kind(idx, Kind::WebSocket(Box::new(session)));
-        if let Some(c) = self.conns.get_mut(idx) {
-            c.timer = None;
-        }
-        self.queue(idx, Bytes::from(handshake::accept_response(ws_key)));
-        self.arm(idx);
-        // A client may send frames right behind its head.
-        self.pump(idx, &buf[head_len..], Pump::Read);
+        Some(session)
     }
 
     /// Decodes and delivers what a session holds followed by `data`, until
@@ -182,7 +209,7 @@ impl Region {
                 waiting = Some(queue);
                 break;
             }
-            match s.decoder.decode(&input[pos..], s.max_message) {
+            match s.transport.decode(&mut s.decoder, &input[pos..], s.max_message) {
                 Ok(None) => break,
                 Ok(Some((decoded, used))) => {
                     pos += used;
@@ -276,12 +303,14 @@ impl Region {
                 true
             }
             Decoded::Ping(payload) => {
-                self.queue(idx, frame::pong(&payload));
+                let pong = self.transport(idx).pong(&payload);
+                self.queue(idx, pong);
                 true
             }
             Decoded::Nothing => true,
             Decoded::Close(code, reason) => {
-                self.queue(idx, code.map_or_else(frame::close_empty, |code| frame::close(code, &reason)));
+                let t = self.transport(idx);
+                self.queue(idx, code.map_or_else(|| t.close_empty(), |code| t.close(code, &reason)));
                 self.end_session(idx, Some((code.unwrap_or(1005), &reason)));
                 self.close_now(idx);
                 false
@@ -348,7 +377,7 @@ impl Region {
     pub(super) fn make_room(&mut self, queue: ScriptIdx) {
         while let Some(idx) = self.queues.next_waiting(queue) {
             match self.conns.get_mut(idx).map(|c| &mut c.kind) {
-                Some(Kind::WebSocket(s)) if s.waiting_on == Some(queue) => s.waiting_on = None,
+                Some(Kind::Session(s)) if s.waiting_on == Some(queue) => s.waiting_on = None,
                 Some(Kind::HttpIn(h)) if h.waiting => {}
                 // It moved on to another queue, or is gone.
                 _ => continue,
@@ -360,7 +389,8 @@ impl Region {
 
     /// Fails the connection: close frame with the SPEC's code, then close the transport.
     pub(super) fn fail(&mut self, idx: ConnIdx, code: u16, reason: &str) {
-        self.queue(idx, frame::close(code, reason));
+        let close = self.transport(idx).close(code, reason);
+        self.queue(idx, close);
         self.end_session(idx, Some((code, reason)));
         self.close_now(idx);
     }
@@ -370,7 +400,7 @@ impl Region {
     pub(super) fn end_session(&mut self, idx: ConnIdx, close: Option<(u16, &str)>) {
         // The caller moves the connection on to `Closing` or `Closed`.
         let interim = Kind::Closing { deadline: self.now };
-        let Some(Kind::WebSocket(s)) = self.conns.set_kind(idx, interim) else { return };
+        let Some(Kind::Session(s)) = self.conns.set_kind(idx, interim) else { return };
         if let Some(c) = self.conns.get_mut(idx) {
             c.inbuf.clear();
         }

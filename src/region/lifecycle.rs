@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use super::Region;
-use crate::frame;
 use crate::index::ConnIdx;
 use crate::index::UrlIdx;
 use crate::key::Key;
@@ -65,9 +64,10 @@ impl Region {
         // Sorted so a seeded run writes its bytes in a reproducible order.
         endpoint.sort_unstable();
         for (_, idx) in endpoint {
+            let t = self.transport(idx);
             self.silence(idx);
-            self.queue(idx, frame::close(1001, reason));
-            self.start_closing(idx);
+            self.queue(idx, t.close(1001, reason));
+            self.start_closing(idx, t);
         }
         self.router.clear();
         self.revoke_where(Cause::RegionRestart, |_| true);
@@ -106,9 +106,10 @@ impl Region {
             }
             None => {
                 for &idx in &record.sessions {
+                    let t = self.transport(idx);
                     if self.silence(idx) {
-                        self.queue(idx, frame::close(1001, cause.reason()));
-                        self.start_closing(idx);
+                        self.queue(idx, t.close(1001, cause.reason()));
+                        self.start_closing(idx, t);
                     }
                 }
                 self.outputs.push_back(Output::Revoked { url: record.url, cause });

@@ -25,6 +25,7 @@ use crate::routing::Router;
 pub use crate::script::ScriptInfo;
 use crate::session::ConnectionId;
 use crate::timers::Timers;
+use crate::transport::Transport;
 use crate::url;
 use crate::urls::Urls;
 
@@ -32,6 +33,7 @@ mod calls;
 mod http;
 mod input;
 mod lifecycle;
+mod lines;
 mod scope;
 
 /// A transport event or the passing of time, fed to [`Region::handle_input`].
@@ -323,14 +325,15 @@ impl Region {
     fn expired(&mut self, now: Instant, idx: ConnIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         match &mut c.kind {
-            Kind::WebSocket(s) if s.paused => self.grace_over(idx),
-            Kind::WebSocket(s) if !s.pinged => {
+            Kind::Session(s) if s.paused => self.grace_over(idx),
+            Kind::Session(s) if !s.pinged => {
                 // The answer is due one idle interval from now.
                 (s.pinged, s.last_rx) = (true, now);
-                self.queue(idx, crate::frame::ping());
+                let ping = s.transport.ping();
+                self.queue(idx, ping);
                 self.arm(idx);
             }
-            Kind::WebSocket(_) => {
+            Kind::Session(_) => {
                 // 1006 is reported to the script and never sent on the wire.
                 self.end_session(idx, Some((1006, "ping timeout")));
                 self.close_now(idx);
@@ -350,8 +353,17 @@ impl Region {
         self.close_now(idx);
     }
 
-    /// After the server's close frame: wait for the echo until the close timeout.
-    fn start_closing(&mut self, idx: ConnIdx) {
+    /// The wire format of the connection's session (WebSocket when it has none).
+    fn transport(&self, idx: ConnIdx) -> Transport {
+        self.conns.session(idx).map_or(Transport::WebSocket, |s| s.transport)
+    }
+
+    /// After the server's close: a WebSocket client's echo is awaited until
+    /// the close timeout; a line client is closed at once.
+    fn start_closing(&mut self, idx: ConnIdx, transport: Transport) {
+        if !transport.waits_for_close_echo() {
+            return self.close_now(idx);
+        }
         let deadline = self.now + self.config.close_timeout;
         self.conns.set_kind(idx, Kind::Closing { deadline });
         if let Some(c) = self.conns.get_mut(idx) {

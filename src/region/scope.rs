@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use super::Region;
 use crate::envelope::{self, ClientFrame, ErrorWord, ServerFrame};
-use crate::frame;
 use crate::index::ConnIdx;
 use crate::index::ScriptIdx;
 use crate::index::UrlIdx;
@@ -151,6 +150,7 @@ impl Region {
     pub(super) fn queue_envelope(&mut self, idx: ConnIdx, frame: &ServerFrame<'_>) {
         let mut payload = Vec::with_capacity(frame.encoded_len());
         frame.encode_into(&mut payload);
-        self.queue(idx, frame::text(&payload));
+        let text = self.transport(idx).text(&[&payload]);
+        self.queue(idx, text);
     }
 }

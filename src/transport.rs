@@ -1,0 +1,92 @@
+//! How a session's messages travel on its connection: RFC 6455 frames, or
+//! lines (SPEC §13). The script cannot tell them apart except by
+//! `llGetWebsocketHeader(session, "x-transport")`.
+
+use bytes::Bytes;
+
+use crate::frame::{self, Decoded, Decoder, Violation};
+use crate::line;
+
+/// A session's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Transport {
+    WebSocket,
+    Lines,
+}
+
+impl Transport {
+    /// The value of the `x-transport` header.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::Lines => "lines",
+        }
+    }
+
+    /// Decodes the next client message at the start of `input`.
+    #[inline]
+    pub(crate) fn decode(
+        self,
+        decoder: &mut Decoder,
+        input: &[u8],
+        max_message: usize,
+    ) -> Result<Option<(Decoded, usize)>, Violation> {
+        match self {
+            Transport::WebSocket => decoder.decode(input, max_message),
+            Transport::Lines => line::decode(input, max_message),
+        }
+    }
+
+    /// One text message made of `parts`.
+    #[inline]
+    pub(crate) fn text(self, parts: &[&[u8]]) -> Bytes {
+        match self {
+            Transport::WebSocket => frame::text_parts(parts),
+            Transport::Lines => line::text_parts(parts),
+        }
+    }
+
+    /// The most bytes a message of `len` bytes takes on the wire.
+    pub(crate) fn wire_len(self, len: usize) -> usize {
+        match self {
+            Transport::WebSocket => len + frame::MAX_HEADER,
+            // Every byte may need escaping, plus the newline.
+            Transport::Lines => 2 * len + 1,
+        }
+    }
+
+    pub(crate) fn close(self, code: u16, reason: &str) -> Bytes {
+        match self {
+            Transport::WebSocket => frame::close(code, reason),
+            Transport::Lines => line::close(code, reason),
+        }
+    }
+
+    /// The answer to a client's close that carried no code.
+    pub(crate) fn close_empty(self) -> Bytes {
+        match self {
+            Transport::WebSocket => frame::close_empty(),
+            Transport::Lines => line::close(1000, ""),
+        }
+    }
+
+    pub(crate) fn ping(self) -> Bytes {
+        match self {
+            Transport::WebSocket => frame::ping(),
+            Transport::Lines => line::ping(),
+        }
+    }
+
+    pub(crate) fn pong(self, payload: &[u8]) -> Bytes {
+        match self {
+            Transport::WebSocket => frame::pong(payload),
+            Transport::Lines => line::pong(),
+        }
+    }
+
+    /// Whether the server waits for the client's answer to its close (RFC
+    /// 6455's closing handshake) before closing the connection.
+    pub(crate) fn waits_for_close_echo(self) -> bool {
+        self == Transport::WebSocket
+    }
+}
