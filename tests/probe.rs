@@ -171,7 +171,7 @@ const HTTP_CHECKS: [&str; 21] = [
 
 #[test]
 fn every_check_passes_against_echo_server() {
-    let mut p = EchoProcess::start(&["--http-timeout", "1"]);
+    let p = EchoProcess::start(&["--http-timeout", "1"]);
     let region = p.region_url().expect("echo_server's region echo script holds the region URL");
     let http = p.http_url();
     let args = ["--object-url", &p.object_url(), "--region-url", &region, "--http-url", &http, "--http-timeout", "1"];
@@ -214,7 +214,7 @@ fn without_region_url_the_region_checks_are_left_out() {
 
 #[test]
 fn without_http_timeout_the_504_check_is_left_out() {
-    let mut p = EchoProcess::start(&[]);
+    let p = EchoProcess::start(&[]);
     let http = p.http_url();
     let run = probe(&["--object-url", &p.object_url(), "--http-url", &http]);
     assert_eq!(run.code, Some(0), "{}", run.shown());
