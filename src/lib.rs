@@ -61,10 +61,13 @@
 //! input and polling, connection input (heads, frames, pause and resume),
 //! script calls, lifecycle and revocation, the region-scope envelope, and
 //! HTTP-in (its calls, request bodies, answers and timeouts). A
-//! connection's kind is decided once its request head is read: a WebSocket
-//! session, an HTTP-in request (its own kind, [`http`]), or a plain request
-//! for the embedder; server-sent events and line clients can join as further
-//! kinds without touching the others. An HTTP-in connection takes one
+//! connection's kind is decided once its first bytes are read: a session
+//! (a WebSocket handshake, or a line client whose first byte is `/`, SPEC
+//! §13), an HTTP-in request (its own kind, [`http`]), or a plain request for
+//! the embedder. A session carries its transport (RFC 6455 frames or lines:
+//! `transport`, `line`) and otherwise behaves the same to the script, which
+//! can tell only through `llGetWebsocketHeader(session, "x-transport")`;
+//! server-sent events can join as a further transport. An HTTP-in connection takes one
 //! request at a time, so pipelined requests are answered in order; the bytes
 //! behind the current one wait (bounded, then reading pauses), and of a body
 //! at most the limit and one split character is ever held (twice the limit
