@@ -35,6 +35,8 @@ pub(crate) enum Kind {
     Session(Box<Session>),
     /// An HTTP-in request being read or answered (SPEC §8).
     HttpIn(Box<HttpIn>),
+    /// A `POST` to an SSE session's send URL, its body being read (SPEC §14).
+    SsePost(Box<crate::http::conn::SsePost>),
     /// The server sent a close and waits for the echo until the deadline.
     Closing { deadline: Instant },
     /// `Output::Close` was emitted; only unsent bytes remain.
@@ -56,6 +58,9 @@ pub(crate) struct Conn {
     tx_notified: bool,
     /// The earliest deadline this connection has in the timer heap.
     pub(crate) timer: Option<Instant>,
+    /// An SSE session whose stream connection went away: no embedder id, no
+    /// bytes to write, until a reconnect takes it up (SPEC §14).
+    pub(crate) detached: bool,
 }
 
 impl Conn {
@@ -82,12 +87,44 @@ impl Conn {
         if self.out_len() + transport.wire_len(head + text.len()) > limit {
             return Err(SendError::Busy);
         }
-        let bytes = match (transport, domain) {
-            (Transport::WebSocket, None) => frame::text(text.as_bytes()),
-            (t, Some(d)) => t.text(&[b"msg,", d.as_bytes(), b",", text.as_bytes()]),
-            (t, None) => t.text(&[text.as_bytes()]),
+        if transport == Transport::WebSocket && domain.is_none() {
+            // The message path, kept short.
+            return Ok(self.push_out(frame::text(text.as_bytes())));
+        }
+        if self.detached
+            && !self.session().and_then(|s| s.stream.as_ref()).is_some_and(|st| st.has_room(head + text.len(), limit))
+        {
+            // No stream to write to, and the resume memory is full.
+            return Err(SendError::Busy);
+        }
+        let bytes = match domain {
+            Some(d) => self.message(&[b"msg,", d.as_bytes(), b",", text.as_bytes()], limit),
+            None => self.message(&[text.as_bytes()], limit),
         };
-        Ok(self.push_out(bytes))
+        Ok(!self.detached && self.push_out(bytes))
+    }
+
+    /// One text message in the session's wire format (an SSE event gets the
+    /// next id and is kept for resuming, within `limit` bytes).
+    pub(crate) fn message(&mut self, parts: &[&[u8]], limit: usize) -> Bytes {
+        match self.session_mut() {
+            Some(s) => match &mut s.stream {
+                Some(stream) => stream.message(parts, limit),
+                None => s.transport.text(parts),
+            },
+            None => frame::text_parts(parts),
+        }
+    }
+
+    /// The session's close in its wire format.
+    pub(crate) fn close_message(&self, code: u16, reason: &str) -> Bytes {
+        match self.session() {
+            Some(s) => match &s.stream {
+                Some(stream) => stream.close(code, reason),
+                None => s.transport.close(code, reason),
+            },
+            None => frame::close(code, reason),
+        }
     }
 
     /// Input while the server waits for the close echo: only a close (or
@@ -117,6 +154,7 @@ impl Conn {
             Kind::Head { deadline } | Kind::Http { deadline } | Kind::Closing { deadline } => Some(*deadline),
             Kind::Session(s) => s.deadline(config),
             Kind::HttpIn(h) => Some(h.deadline()),
+            Kind::SsePost(p) => Some(p.deadline),
             Kind::Closed => None,
         }
     }
@@ -206,6 +244,7 @@ impl Conns {
             out_len: 0,
             tx_notified: false,
             timer: None,
+            detached: false,
         };
         let idx = self.slots.insert(conn);
         self.ids.insert(id, idx);
@@ -245,6 +284,42 @@ impl Conns {
 
     pub(crate) fn heads(&self) -> usize {
         self.heads
+    }
+
+    /// The embedder's connection under an SSE session went away: the session
+    /// stays (without an id, bytes or timer of the old connection) for a resume.
+    pub(crate) fn detach(&mut self, idx: ConnIdx) {
+        let Some(c) = self.slots.get_mut(idx) else { return };
+        self.ids.remove(&c.id);
+        c.detached = true;
+        c.out.clear();
+        c.out_len = 0;
+        c.tx_notified = false;
+        c.inbuf.clear();
+    }
+
+    /// A reconnect: the connection `new` (still reading its head) becomes the
+    /// one under the session at `session`, which keeps its index. Returns the
+    /// embedder id of the connection that carried the session until now, if any.
+    pub(crate) fn reattach(&mut self, session: ConnIdx, new: ConnIdx) -> Option<ConnectionId> {
+        if session == new || !self.slots.contains_key(session) {
+            return None;
+        }
+        let fresh = self.remove(new)?;
+        let c = self.slots.get_mut(session)?;
+        let old = (!c.detached).then_some(c.id);
+        if let Some(old) = old {
+            self.ids.remove(&old);
+        }
+        c.id = fresh.id;
+        c.remote = fresh.remote;
+        c.detached = false;
+        c.out.clear();
+        c.out_len = 0;
+        c.tx_notified = false;
+        c.inbuf.clear();
+        self.ids.insert(fresh.id, session);
+        old
     }
 
     /// The next bytes to write, in order; `None` when nothing is pending, and

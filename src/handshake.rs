@@ -110,6 +110,10 @@ pub(crate) struct Request<'a> {
     pub(crate) user_agent: Option<&'a str>,
     pub(crate) origin: Option<&'a str>,
     pub(crate) protocol: Option<&'a str>,
+    /// `Accept` names `text/event-stream` (SPEC §14).
+    pub(crate) accept_sse: bool,
+    /// `Last-Event-ID`, for a stream that reconnects.
+    pub(crate) last_event_id: Option<&'a str>,
 }
 
 /// Outcome of offering the bytes received so far.
@@ -154,6 +158,8 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     let mut user_agent = None;
     let mut origin = None;
     let mut protocol = None;
+    let mut accept_sse = false;
+    let mut last_event_id = None;
     for h in req.headers.iter() {
         let Ok(value) = std::str::from_utf8(h.value) else {
             // Values the script may read must be text; the others are not inspected.
@@ -179,6 +185,11 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
             origin = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
             protocol = Some(value);
+        } else if name.eq_ignore_ascii_case("accept") {
+            accept_sse |=
+                value.split(',').any(|t| t.split(';').next().is_some_and(|m| m.trim() == "text/event-stream"));
+        } else if name.eq_ignore_ascii_case("last-event-id") {
+            last_event_id = Some(value);
         }
     }
     let upgrade = if method != "GET" {
@@ -199,7 +210,17 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     } else {
         Ok(ws_key.unwrap_or_default())
     };
-    let request = Request { target: url::parse_target(path), path, method, upgrade, user_agent, origin, protocol };
+    let request = Request {
+        target: url::parse_target(path),
+        path,
+        method,
+        upgrade,
+        user_agent,
+        origin,
+        protocol,
+        accept_sse,
+        last_event_id,
+    };
     Parsed::Complete(request, len)
 }
 

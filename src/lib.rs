@@ -229,6 +229,7 @@ pub mod region;
 mod routing;
 pub mod script;
 pub mod session;
+mod sse;
 mod timers;
 mod transport;
 pub mod url;

@@ -9,6 +9,7 @@ use crate::handshake::Request;
 use crate::index::{ScriptIdx, UrlIdx};
 use crate::key::Key;
 use crate::routing::Contacts;
+use crate::sse::Stream;
 use crate::transport::Transport;
 use crate::url::Target;
 
@@ -97,6 +98,8 @@ pub(crate) struct Session {
     pub(crate) waiting_on: Option<ScriptIdx>,
     /// Boxed: rare, and an idle session should stay small.
     pub(crate) held: Option<Box<Held>>,
+    /// An SSE session's stream state (SPEC §14).
+    pub(crate) stream: Option<Box<Stream>>,
 }
 
 impl Session {
@@ -118,11 +121,16 @@ impl Session {
             paused: false,
             waiting_on: None,
             held: None,
+            stream: None,
         }
     }
 
     /// The idle ping (or its timeout), or the busy grace while paused.
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
+        if let Some(stream) = &self.stream {
+            // Nothing comes up a stream to time: heartbeats while attached, the resume window while not.
+            return Some(stream.detached_until.unwrap_or(stream.heartbeat_at));
+        }
         if self.paused {
             // Silence while paused is ours, not the client's; only a region message's grace runs.
             return match self.held.as_deref() {

@@ -12,6 +12,8 @@ use crate::line;
 pub(crate) enum Transport {
     WebSocket,
     Lines,
+    /// Server-sent events down, `POST` up (SPEC §14).
+    Sse,
 }
 
 impl Transport {
@@ -20,6 +22,7 @@ impl Transport {
         match self {
             Transport::WebSocket => "websocket",
             Transport::Lines => "lines",
+            Transport::Sse => "sse",
         }
     }
 
@@ -34,15 +37,18 @@ impl Transport {
         match self {
             Transport::WebSocket => decoder.decode(input, max_message),
             Transport::Lines => line::decode(input, max_message),
+            // Nothing comes up the stream (messages are POSTed): its bytes are skipped.
+            Transport::Sse => Ok(Some((Decoded::Nothing, input.len()))),
         }
     }
 
-    /// One text message made of `parts`.
+    /// One text message made of `parts` (not for SSE, whose events carry the
+    /// session's ids: see `Conn::message`).
     #[inline]
     pub(crate) fn text(self, parts: &[&[u8]]) -> Bytes {
         match self {
             Transport::WebSocket => frame::text_parts(parts),
-            Transport::Lines => line::text_parts(parts),
+            Transport::Lines | Transport::Sse => line::text_parts(parts),
         }
     }
 
@@ -52,13 +58,15 @@ impl Transport {
             Transport::WebSocket => len + frame::MAX_HEADER,
             // Every byte may need escaping, plus the newline.
             Transport::Lines => 2 * len + 1,
+            Transport::Sse => crate::sse::wire_len(len),
         }
     }
 
+    /// A close (for SSE, see `Conn::close_message`, which knows the event id).
     pub(crate) fn close(self, code: u16, reason: &str) -> Bytes {
         match self {
             Transport::WebSocket => frame::close(code, reason),
-            Transport::Lines => line::close(code, reason),
+            Transport::Lines | Transport::Sse => line::close(code, reason),
         }
     }
 
@@ -66,21 +74,23 @@ impl Transport {
     pub(crate) fn close_empty(self) -> Bytes {
         match self {
             Transport::WebSocket => frame::close_empty(),
-            Transport::Lines => line::close(1000, ""),
+            Transport::Lines | Transport::Sse => line::close(1000, ""),
         }
     }
 
+    /// The idle check: a ping (WebSocket, lines) or a heartbeat comment (SSE).
     pub(crate) fn ping(self) -> Bytes {
         match self {
             Transport::WebSocket => frame::ping(),
             Transport::Lines => line::ping(),
+            Transport::Sse => crate::sse::heartbeat(),
         }
     }
 
     pub(crate) fn pong(self, payload: &[u8]) -> Bytes {
         match self {
             Transport::WebSocket => frame::pong(payload),
-            Transport::Lines => line::pong(),
+            Transport::Lines | Transport::Sse => line::pong(),
         }
     }
 

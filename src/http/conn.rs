@@ -43,3 +43,14 @@ impl HttpIn {
         }
     }
 }
+
+/// A `POST` to an SSE session's send URL whose body is being read (SPEC §14).
+#[derive(Debug)]
+pub(crate) struct SsePost {
+    /// The session's connection.
+    pub(crate) session: crate::index::ConnIdx,
+    pub(crate) body: Body,
+    /// Close after the answer (HTTP/1.0, `Connection: close`).
+    pub(crate) close: bool,
+    pub(crate) deadline: Instant,
+}

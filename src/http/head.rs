@@ -62,6 +62,12 @@ pub(crate) fn is_http_in(buf: &[u8]) -> bool {
     path.len() >= PREFIX.len() && (starts(PREFIX) || starts(SECURE_PREFIX))
 }
 
+/// Whether the request line received so far targets a path under `prefix`.
+pub(crate) fn is_under(buf: &[u8], prefix: &str) -> bool {
+    let Some(space) = buf.iter().take(16).position(|&b| b == b' ') else { return false };
+    buf[space + 1..].starts_with(prefix.as_bytes())
+}
+
 /// Parses a request head, enforcing the head limit.
 pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

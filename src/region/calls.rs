@@ -119,12 +119,15 @@ impl Region {
         let subscribers = self.router.get(domain).map(|d| d.subscribers.clone()).unwrap_or_default();
         let mut sent = 0;
         for idx in subscribers {
-            let Some(c) = self.conns.get(idx) else { continue };
+            let limit = self.config.outgoing_buffer;
+            let Some(c) = self.conns.get_mut(idx) else { continue };
             let bytes = match c.session().map(|s| s.transport) {
                 Some(Transport::Lines) => line.get_or_insert_with(|| Transport::Lines.text(&parts)).clone(),
+                // Each stream numbers its own events.
+                Some(Transport::Sse) => c.message(&parts, limit),
                 _ => frame.clone(),
             };
-            if c.out_len() + bytes.len() > self.config.outgoing_buffer {
+            if c.out_len() + bytes.len() > limit {
                 self.fail(idx, 1008, "too slow");
             } else {
                 self.queue(idx, bytes);
@@ -158,8 +161,8 @@ impl Region {
                 self.drop_contact(idx, &domain, Some((code, reason)));
             }
             None => {
-                let t = self.transport(idx);
-                self.queue(idx, t.close(code, reason));
+                let (t, close) = (self.transport(idx), self.close_message(idx, code, reason));
+                self.queue(idx, close);
                 self.end_session(idx, Some((code, reason)));
                 self.start_closing(idx, t);
             }

@@ -52,6 +52,7 @@ impl Region {
                 }
             }
             Kind::HttpIn(_) => self.http_input(now, idx, data),
+            Kind::SsePost(_) => self.sse_post_input(now, idx, data),
             // A request body or pipelined request waits for `respond`, which closes.
             Kind::Http { .. } | Kind::Closed => {}
         }
@@ -79,6 +80,9 @@ impl Region {
         if buf.first() == Some(&b'/') {
             return self.line_head(now, idx, buf);
         }
+        if crate::http::head::is_under(&buf, crate::sse::SEND_PREFIX) {
+            return self.sse_post_head(now, idx, buf);
+        }
         let remote = c.remote;
         let (request, head_len) = match handshake::parse(&buf, &self.config) {
             Parsed::Partial => {
@@ -104,6 +108,10 @@ impl Region {
         };
         let ws_key = match request.upgrade {
             Ok(key) => key,
+            // SPEC §14: no upgrade, but an event stream is welcome.
+            Err(Status::UpgradeRequired) if request.accept_sse => {
+                return self.sse_open(now, idx, &target, resolved, &request);
+            }
             Err(status) => return self.refuse(idx, status),
         };
         let headers = Headers::of(&target, &request);
@@ -322,9 +330,9 @@ impl Region {
     #[cold]
     fn pause(&mut self, idx: ConnIdx, queue: ScriptIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
-        let id = c.id;
+        let (id, detached) = (c.id, c.detached);
         let Some(s) = c.session_mut() else { return };
-        if !std::mem::replace(&mut s.paused, true) {
+        if !std::mem::replace(&mut s.paused, true) && !detached {
             self.outputs.push_back(Output::PauseReading(id));
         }
         if s.waiting_on.replace(queue) != Some(queue) {
@@ -348,12 +356,14 @@ impl Region {
         }
         let now = self.now;
         let Some(c) = self.conns.get_mut(idx) else { return };
-        let id = c.id;
+        let (id, detached) = (c.id, c.detached);
         let Some(s) = c.session_mut() else { return };
         s.paused = false;
         // Silence while paused was ours, not the client's.
         s.last_rx = now;
-        self.outputs.push_back(Output::ResumeReading(id));
+        if !detached {
+            self.outputs.push_back(Output::ResumeReading(id));
+        }
         self.arm(idx);
     }
 
@@ -389,7 +399,7 @@ impl Region {
 
     /// Fails the connection: close frame with the SPEC's code, then close the transport.
     pub(super) fn fail(&mut self, idx: ConnIdx, code: u16, reason: &str) {
-        let close = self.transport(idx).close(code, reason);
+        let close = self.close_message(idx, code, reason);
         self.queue(idx, close);
         self.end_session(idx, Some((code, reason)));
         self.close_now(idx);
@@ -403,6 +413,9 @@ impl Region {
         let Some(Kind::Session(s)) = self.conns.set_kind(idx, interim) else { return };
         if let Some(c) = self.conns.get_mut(idx) {
             c.inbuf.clear();
+        }
+        if let Some(stream) = &s.stream {
+            self.streams.end(stream.token);
         }
         match s.route {
             Route::Object { key, url, queue } => {

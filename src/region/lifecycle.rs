@@ -64,9 +64,9 @@ impl Region {
         // Sorted so a seeded run writes its bytes in a reproducible order.
         endpoint.sort_unstable();
         for (_, idx) in endpoint {
-            let t = self.transport(idx);
+            let (t, close) = (self.transport(idx), self.close_message(idx, 1001, reason));
             self.silence(idx);
-            self.queue(idx, t.close(1001, reason));
+            self.queue(idx, close);
             self.start_closing(idx, t);
         }
         self.router.clear();
@@ -106,9 +106,9 @@ impl Region {
             }
             None => {
                 for &idx in &record.sessions {
-                    let t = self.transport(idx);
+                    let (t, close) = (self.transport(idx), self.close_message(idx, 1001, cause.reason()));
                     if self.silence(idx) {
-                        self.queue(idx, t.close(1001, cause.reason()));
+                        self.queue(idx, close);
                         self.start_closing(idx, t);
                     }
                 }
@@ -125,7 +125,10 @@ impl Region {
     fn silence(&mut self, idx: ConnIdx) -> bool {
         let Some(c) = self.conns.get(idx) else { return false };
         let Some(s) = c.session() else { return false };
-        let (id, paused, keys) = (c.id, s.paused, s.keys());
+        let (id, paused, keys) = (c.id, s.paused && !c.detached, s.keys());
+        if let Some(stream) = &s.stream {
+            self.streams.end(stream.token);
+        }
         self.region_sessions -= usize::from(s.contacts().is_some());
         for key in keys {
             self.conns.unbind_key(key);

@@ -35,6 +35,7 @@ mod input;
 mod lifecycle;
 mod lines;
 mod scope;
+mod sse;
 
 /// A transport event or the passing of time, fed to [`Region::handle_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,8 @@ pub struct Region {
     timers: Timers,
     /// HTTP-in requests in flight.
     inflight: InFlight,
+    /// SSE sessions by token, and the tokens of ended ones.
+    streams: crate::sse::Streams,
     /// Open sessions on the region endpoint.
     region_sessions: usize,
     outputs: VecDeque<Output>,
@@ -174,6 +177,7 @@ impl Region {
             rate,
             timers: Timers::default(),
             inflight: InFlight::default(),
+            streams: Default::default(),
             region_sessions: 0,
             outputs: VecDeque::new(),
         }
@@ -220,6 +224,10 @@ impl Region {
             }
             Input::PeerClosed { conn } => {
                 let idx = self.conns.find(conn).ok_or(InputError::UnknownConnection(conn))?;
+                if self.sse_detach(now, idx) {
+                    // The session outlives its stream for a while: a reconnect resumes it.
+                    return Ok(());
+                }
                 self.peer_closed(idx);
                 self.conns.remove(idx);
                 Ok(())
@@ -295,6 +303,7 @@ impl Region {
 
     fn queue(&mut self, idx: ConnIdx, bytes: Bytes) {
         if let Some(c) = self.conns.get_mut(idx)
+            && !c.detached
             && c.push_out(bytes)
         {
             self.outputs.push_back(Output::Transmit(c.id));
@@ -325,6 +334,7 @@ impl Region {
     fn expired(&mut self, now: Instant, idx: ConnIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         match &mut c.kind {
+            Kind::Session(s) if s.stream.is_some() => self.sse_expired(now, idx),
             Kind::Session(s) if s.paused => self.grace_over(idx),
             Kind::Session(s) if !s.pinged => {
                 // The answer is due one idle interval from now.
@@ -339,6 +349,7 @@ impl Region {
                 self.close_now(idx);
             }
             Kind::HttpIn(_) => self.http_expired(now, idx),
+            Kind::SsePost(_) => self.close_now(idx),
             Kind::Head { .. } | Kind::Http { .. } | Kind::Closing { .. } => self.close_now(idx),
             Kind::Closed => {}
         }
@@ -356,6 +367,11 @@ impl Region {
     /// The wire format of the connection's session (WebSocket when it has none).
     fn transport(&self, idx: ConnIdx) -> Transport {
         self.conns.session(idx).map_or(Transport::WebSocket, |s| s.transport)
+    }
+
+    /// The session's close in its wire format.
+    fn close_message(&self, idx: ConnIdx, code: u16, reason: &str) -> Bytes {
+        self.conns.get(idx).map_or_else(|| crate::frame::close(code, reason), |c| c.close_message(code, reason))
     }
 
     /// After the server's close: a WebSocket client's echo is awaited until
@@ -376,6 +392,11 @@ impl Region {
     fn close_now(&mut self, idx: ConnIdx) {
         self.http_gone(idx, crate::http::HttpError::ClientGone);
         let Some(c) = self.conns.get_mut(idx) else { return };
+        if c.detached {
+            // No connection to close: the session waited for a resume that did not come.
+            self.conns.remove(idx);
+            return;
+        }
         if matches!(c.kind, Kind::Closed) {
             return;
         }

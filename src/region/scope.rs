@@ -150,7 +150,9 @@ impl Region {
     pub(super) fn queue_envelope(&mut self, idx: ConnIdx, frame: &ServerFrame<'_>) {
         let mut payload = Vec::with_capacity(frame.encoded_len());
         frame.encode_into(&mut payload);
-        let text = self.transport(idx).text(&[&payload]);
+        let limit = self.config.outgoing_buffer;
+        let Some(c) = self.conns.get_mut(idx) else { return };
+        let text = c.message(&[&payload], limit);
         self.queue(idx, text);
     }
 }
