@@ -25,7 +25,11 @@
 //!   exits. Each revokes the echo script's WebSocket and HTTP-in URLs alike
 //!   (`release`: the script releases both). After each, the scripts request
 //!   new URLs as real scripts do.
-//! - `GET /` serves a page that talks to both URLs; `GET /urls` gives them as JSON.
+//! - `GET /` serves a page that talks to all three URLs; `GET /urls` gives
+//!   them as JSON; `GET /lslws.js` serves the page's client (WebSocket, with
+//!   the server-sent events fallback of SPEC §14; the page has a switch that
+//!   forces it). Line clients (SPEC §13) and event streams reach the same
+//!   echo scripts as WebSocket clients do.
 //! - `--sessions-per-url` and `--handshakes-per-second` raise the region's
 //!   limits (defaults 256 and 400 here) for load tests such as
 //!   `bench/loopback.sh`, which holds 10,000 idle sessions on one URL.
@@ -48,6 +52,9 @@ const COMMANDS: [&str; 8] = ["reset", "rez", "region-change", "owner-change", "r
 
 /// The demo page (served at `/`).
 const PAGE: &str = include_str!("echo_page.html");
+
+/// The WebSocket client with the server-sent events fallback (served at `/lslws.js`).
+const CLIENT: &str = include_str!("lslws.js");
 
 /// One simulated script and the URL it holds.
 struct Script {
@@ -247,6 +254,7 @@ impl Handler for Echo {
         let path = target.split('?').next().unwrap_or("");
         let answer = match (method, path) {
             ("GET", "/") => region.respond(conn, 200, "text/html; charset=utf-8", PAGE.as_bytes()),
+            ("GET", "/lslws.js") => region.respond(conn, 200, "text/javascript; charset=utf-8", CLIENT.as_bytes()),
             ("GET", "/urls") => region.respond(conn, 200, "application/json", self.urls_json().as_bytes()),
             ("GET", _) => region.respond(conn, 404, "text/plain; charset=utf-8", b"not found\n"),
             _ => region.respond(conn, 405, "text/plain; charset=utf-8", b"method not allowed\n"),

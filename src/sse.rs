@@ -9,6 +9,7 @@
 //! `{"code":…,"reason":"…"}`, and then the response ends. Every event has an
 //! `id` of the form `{token}-{n}`, which is how a reconnect (with
 //! `Last-Event-ID`) finds its session. Heartbeat comments go out every 15 s.
+//! A `DELETE` of the send URL is the client's close (code 1000).
 //!
 //! Resume memory: the events sent are kept, newest last, up to the
 //! outgoing-buffer size (64 KiB by default) per session; older ones are

@@ -76,3 +76,37 @@ fn demo_page_http_in_panel_in_chromium() {
     browser.type_into("#http-input", "after reset\n");
     browser.wait_text("#http-log li.reply", "the answer after reset", |t| t == "← 200 after reset");
 }
+
+/// The demo page forced into the server-sent events fallback, through a
+/// relay that can drop the connections: Chromium's own `EventSource` and
+/// `fetch` carry the echo; a dropped stream is resumed by the browser with
+/// nothing lost (the echo sent while it was down arrives, and the page sees
+/// no close); a `reset` shows `closed 1001 script reset`.
+#[test]
+fn demo_page_sse_fallback_in_chromium() {
+    let mut server = EchoProcess::start(&[]);
+    let relay = e2e_support::relay::Relay::start(server.addr());
+    let browser = Browser::start();
+    browser.navigate(&format!("http://{}/", relay.addr));
+    browser.wait_text("#object-status", "an open WebSocket", |t| t == "open");
+    browser.wait_text("#object-transport", "a WebSocket", |t| t == "websocket");
+    browser.click("#fallback");
+    browser.wait_text("#object-transport", "the fallback", |t| t == "sse");
+    browser.wait_text("#object-status", "an open stream", |t| t == "open");
+    browser.type_into("#object-input", "over sse, ✓\n");
+    browser.wait_text("#object-log li.reply", "the echo over sse", |t| t == "← over sse, ✓");
+
+    // A blip: every connection through the relay drops. The message sent
+    // right after goes up by a new POST; its echo waits in the session's
+    // resume memory until the browser's EventSource reconnects.
+    relay.cut();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    browser.type_into("#object-input", "during the blip\n");
+    browser.wait_text("#object-log li.reply", "the echo after the resume", |t| t == "← during the blip");
+    assert!(browser.texts("#object-log li.closed").is_empty(), "the page saw no close: the session resumed");
+    browser.wait_text("#object-status", "still open", |t| t == "open");
+    browser.screenshot(&target_dir().join("browser-sse-fallback.png"));
+
+    server.command("reset");
+    browser.wait_text("#object-status", "the close", |t| t == "closed 1001 script reset");
+}

@@ -320,3 +320,18 @@ fn chunked_and_continued_posts() {
     assert_eq!(sim.texts(who.script), ["abc"]);
     assert!(String::from_utf8_lossy(sim.bytes(conn)).ends_with("HTTP/1.1 204 No Content\r\n\r\n"));
 }
+
+#[test]
+fn a_delete_of_the_send_url_is_the_clients_close() {
+    let (mut sim, who, url) = setup(Config::default());
+    let s = open(&mut sim, who.script, &url);
+    let conn = sim.accept();
+    sim.send(conn, format!("DELETE {} HTTP/1.1\r\nHost: x\r\n\r\n", s.send).as_bytes());
+    assert_eq!(sim.status(conn), 204);
+    let (_, name, data) = events_of(&sim, s.conn).pop().unwrap();
+    assert_eq!((name.as_str(), data.as_str()), ("close", "{\"code\":1000,\"reason\":\"\"}"));
+    assert!(sim.closed.contains(&s.conn));
+    let closes: Vec<String> =
+        sim.events(who.script).into_iter().filter(|e| e.kind == EventKind::Close).map(|e| e.data.to_string()).collect();
+    assert_eq!(closes, ["1000 "]);
+}

@@ -131,7 +131,8 @@ impl Region {
 
     // ------------------------------------------------------------ POST
 
-    /// A request head for a send URL (`/lslsse/{token}/`), complete or not.
+    /// A request head for a send URL (`/lslsse/{token}/`), complete or not:
+    /// `POST` one message, or `DELETE` to close the session (1000).
     pub(super) fn sse_post_head(&mut self, now: Instant, idx: ConnIdx, buf: Vec<u8>) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         let remote = c.remote;
@@ -147,6 +148,15 @@ impl Region {
         let Some(session) = token.and_then(|t| t.parse().ok()).and_then(|t| self.streams.get(t)) else {
             return self.http_refuse(idx, 404);
         };
+        if head.method == "DELETE" {
+            // The client's close (an `EventSource` cannot say goodbye on its own).
+            self.queue(idx, Bytes::from_static(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"));
+            self.close_now(idx);
+            let close = self.close_message(session, 1000, "");
+            self.queue(session, close);
+            self.end_session(session, Some((1000, "")));
+            return self.close_now(session);
+        }
         if head.method != "POST" {
             return self.http_refuse(idx, 405);
         }

@@ -12,6 +12,7 @@ pub mod checks;
 pub mod echo;
 pub mod http;
 pub mod process;
+pub mod relay;
 pub mod webdriver;
 pub mod wire;
 
