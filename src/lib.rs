@@ -62,12 +62,17 @@
 //! script calls, lifecycle and revocation, the region-scope envelope, and
 //! HTTP-in (its calls, request bodies, answers and timeouts). A
 //! connection's kind is decided once its first bytes are read: a session
-//! (a WebSocket handshake, or a line client whose first byte is `/`, SPEC
-//! §13), an HTTP-in request (its own kind, [`http`]), or a plain request for
-//! the embedder. A session carries its transport (RFC 6455 frames or lines:
-//! `transport`, `line`) and otherwise behaves the same to the script, which
-//! can tell only through `llGetWebsocketHeader(session, "x-transport")`;
-//! server-sent events can join as a further transport. An HTTP-in connection takes one
+//! (a WebSocket handshake; a line client, whose first byte is `/`, SPEC §13;
+//! or a `GET` asking for `text/event-stream`, SPEC §14), an HTTP-in request
+//! (its own kind, [`http`]), a `POST` to an event stream's send URL, or a
+//! plain request for the embedder. A session carries its transport (RFC
+//! 6455 frames, lines, or server-sent events: `transport`, `line`, `sse`)
+//! and otherwise behaves the same to the script, which can tell only through
+//! `llGetWebsocketHeader(session, "x-transport")` (`websocket`, `lines`,
+//! `sse`). An event-stream session outlives a dropped connection for one
+//! idle interval, so a reconnect with `Last-Event-ID` resumes it: its
+//! connection entry stays, detached, with no embedder id, and a reconnect
+//! takes it over. An HTTP-in connection takes one
 //! request at a time, so pipelined requests are answered in order; the bytes
 //! behind the current one wait (bounded, then reading pauses), and of a body
 //! at most the limit and one split character is ever held (twice the limit
