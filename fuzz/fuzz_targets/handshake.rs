@@ -1,5 +1,5 @@
 //! Arbitrary bytes as the request head of one connection, in arbitrary
-//! chunks. The answer is a 101 or one of SPEC §5's refusals followed by
+//! chunks (not a line client's or an event stream's: see `lines`, `sse`). The answer is a 101 or one of SPEC §5's refusals followed by
 //! `Output::Close`; a head that never completes is dropped at the handshake
 //! timeout with nothing written. Nothing panics.
 //!
@@ -58,6 +58,12 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         i += 2;
+    }
+
+    // Line clients (first byte `/`) and event streams answer in their own
+    // formats and have their own targets (`lines`, `sse`).
+    if head.first() == Some(&b'/') || head.windows(12).any(|w| w == b"event-stream") {
+        return;
     }
 
     let conn = ConnectionId(9);
