@@ -55,6 +55,8 @@ impl Handler for Bridge {
             EventKind::Open => format!("open {} {}", event.id, escape(&event.data)),
             EventKind::Text => format!("text {} {}", event.id, escape(&event.data)),
             EventKind::Close => format!("close {} {}", event.id, escape(&event.data)),
+            // The bridge requests no HTTP-in URL; printed rather than dropped should one ever come.
+            EventKind::Http(method) => format!("http {} {} {}", method.as_str(), event.id, escape(&event.data)),
         };
         print_line(&line);
     }

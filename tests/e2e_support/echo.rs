@@ -135,7 +135,7 @@ impl TestEcho {
                 }
                 EventKind::UrlGranted => self.scripts[which].url = Some(event.data.to_string()),
                 EventKind::UrlDenied => self.scripts[which].denied = Some(event.data.to_string()),
-                EventKind::Open | EventKind::Close => {}
+                EventKind::Open | EventKind::Close | EventKind::Http(_) => {}
             }
             self.events.push((which, event));
         }
