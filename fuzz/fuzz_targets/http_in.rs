@@ -238,6 +238,8 @@ struct SentReq {
     content_type: Option<&'static str>,
     close: bool,
     query: String,
+    /// The grant it targets, if any.
+    g: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -624,7 +626,8 @@ impl State {
         head.extend_from_slice(b"\r\n");
         head.extend_from_slice(&wire_body);
         let end = self.clients[c].sent + head.len();
-        (head, SentReq { end, delivered_at: None, body, content_type, close, query })
+        let g = (g != 99).then_some(g);
+        (head, SentReq { end, delivered_at: None, body, content_type, close, query, g })
     }
 
     // ---------------------------------------------------------------- events
@@ -978,8 +981,15 @@ impl State {
                     self.clients[c].clean = false;
                 }
                 let end = self.clients[c].sent + bytes.len();
-                let sent =
-                    SentReq { end, delivered_at: None, body, content_type: None, close: false, query: String::new() };
+                let sent = SentReq {
+                    end,
+                    delivered_at: None,
+                    body,
+                    content_type: None,
+                    close: false,
+                    query: String::new(),
+                    g: Some(g),
+                };
                 self.clients[c].reqs.push(sent);
                 self.deliver(c, &bytes, &[]);
             }
@@ -1148,7 +1158,6 @@ impl State {
             let last = i + 1 == cl.resps.len();
             if let Some(&ei) = cl.events.get(j) {
                 let e = &self.evs[ei];
-                let req = cl.reqs.get(e.n).filter(|_| cl.clean);
                 let matched = match &e.answer {
                     Answer::Script { status, body, content_type } => {
                         let bodiless = *status < 200 || *status == 204 || *status == 304;
@@ -1161,24 +1170,6 @@ impl State {
                     _ => self.timeout_resp(r) || (r.status == 503 && r.closes() && self.grants[e.g].revoked.is_some()),
                 };
                 if matched {
-                    if let Some(req) = req.filter(|_| r.status != 503 || r.header("content-type").is_some()) {
-                        assert_eq!(r.closes(), req.close, "Connection: close on the answer to c{c} r{}", e.n);
-                    }
-                    if self.timeout_resp(r)
-                        && !matches!(e.answer, Answer::Script { .. })
-                        && let Some(at) = self.delivered_at(ei)
-                    {
-                        if r.exact_time {
-                            assert!(r.at >= at + timeout, "c{c} r{} timed out early", e.n);
-                        }
-                        if let Some(rev) = self.grants[e.g].revoked {
-                            assert!(
-                                rev >= at + timeout,
-                                "c{c} r{}: in flight at revocation, yet left to time out",
-                                e.n
-                            );
-                        }
-                    }
                     j += 1;
                     continue;
                 }
@@ -1197,8 +1188,46 @@ impl State {
         if j < cl.events.len() {
             assert!(cl.gone, "c{c}: request r{} became an event and was never answered", self.evs[cl.events[j]].n);
         }
-        if cl.clean && !cl.gone && !cl.closed {
+        if !cl.clean {
+            return;
+        }
+        // A clean connection: every request is complete and well-formed, so
+        // response i answers request i, whatever the script saw of it.
+        assert!(cl.resps.len() <= cl.reqs.len(), "c{c}: more answers than requests");
+        if !cl.gone && !cl.closed {
             assert_eq!(cl.resps.len(), cl.reqs.len(), "c{c}: every request of a clean, open connection is answered");
+        }
+        for (i, (r, req)) in cl.resps.iter().zip(&cl.reqs).enumerate() {
+            if r.header("content-type").is_some() {
+                assert_eq!(r.closes(), req.close, "Connection: close on the answer to c{c} r{i}");
+            }
+            let Some(at) = req.delivered_at else {
+                // A refusal may come after the head, before the body is all sent.
+                assert!(r.closes(), "c{c} r{i} answered before it was all sent, and kept open");
+                continue;
+            };
+            if self.timeout_resp(r) {
+                if r.exact_time {
+                    assert!(r.at >= at + timeout, "c{c} r{i} timed out early");
+                }
+                if let Some(rev) = req.g.and_then(|g| self.grants[g].revoked) {
+                    assert!(rev >= at + timeout, "c{c} r{i}: in flight at revocation, yet left to time out");
+                }
+            }
+        }
+        for &ei in &cl.events {
+            let e = &self.evs[ei];
+            if let Answer::Script { status, body, .. } = &e.answer {
+                match cl.resps.get(e.n) {
+                    Some(r) => {
+                        assert_eq!(r.status, *status, "c{c} r{}: the script's status", e.n);
+                        if !(*status < 200 || *status == 204 || *status == 304) {
+                            assert_eq!(&r.body, body, "c{c} r{}: the script's body", e.n);
+                        }
+                    }
+                    None => assert!(cl.gone, "c{c} r{}: the script's answer never went out", e.n),
+                }
+            }
         }
     }
 }
