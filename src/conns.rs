@@ -84,12 +84,26 @@ impl Conn {
     pub(crate) fn send_text(&mut self, domain: Option<&str>, text: &str, limit: usize) -> Result<bool, SendError> {
         let transport = self.session().map_or(Transport::WebSocket, |s| s.transport);
         let head = domain.map_or(0, |d| d.len() + 5);
-        if self.out_len() + transport.wire_len(head + text.len()) > limit {
-            return Err(SendError::Busy);
+        if transport == Transport::WebSocket {
+            if self.out_len() + head + text.len() + frame::MAX_HEADER > limit {
+                return Err(SendError::Busy);
+            }
+            if domain.is_none() {
+                // The message path, kept short.
+                return Ok(self.push_out(frame::text(text.as_bytes())));
+            }
         }
-        if transport == Transport::WebSocket && domain.is_none() {
-            // The message path, kept short.
-            return Ok(self.push_out(frame::text(text.as_bytes())));
+        let parts: [&[u8]; 4] = match domain {
+            Some(d) => [b"msg,", d.as_bytes(), b",", text.as_bytes()],
+            None => [b"", b"", b"", text.as_bytes()],
+        };
+        // Lines and events are sized as written: escapes make them longer than the text.
+        let written = match transport {
+            Transport::Lines => crate::line::escaped_len(&parts),
+            _ => crate::sse::event_len(&parts),
+        };
+        if transport != Transport::WebSocket && self.out_len() + written > limit {
+            return Err(SendError::Busy);
         }
         if self.detached
             && !self.session().and_then(|s| s.stream.as_ref()).is_some_and(|st| st.has_room(head + text.len(), limit))
@@ -97,10 +111,7 @@ impl Conn {
             // No stream to write to, and the resume memory is full.
             return Err(SendError::Busy);
         }
-        let bytes = match domain {
-            Some(d) => self.message(&[b"msg,", d.as_bytes(), b",", text.as_bytes()], limit),
-            None => self.message(&[text.as_bytes()], limit),
-        };
+        let bytes = self.message(&parts, limit);
         Ok(!self.detached && self.push_out(bytes))
     }
 

@@ -90,6 +90,12 @@ fn unescape(line: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The length of [`text_parts`] for `parts`, without building it.
+pub(crate) fn escaped_len(parts: &[&[u8]]) -> usize {
+    parts.iter().flat_map(|p| p.iter()).map(|&b| if matches!(b, b'\n' | b'\r' | b'\\') { 2 } else { 1 }).sum::<usize>()
+        + 1
+}
+
 /// One message as a line: its parts concatenated, escaped, then `\n`.
 pub(crate) fn text_parts(parts: &[&[u8]]) -> Bytes {
     let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -152,6 +158,7 @@ mod tests {
         assert_eq!(one(b"\n").unwrap().unwrap().0, Decoded::Text(String::new()));
         assert_eq!(one(b"partial").unwrap(), None);
         assert_eq!(&text_parts(&[b"a\nb\\c\r"])[..], b"a\\nb\\\\c\\r\n");
+        assert_eq!(escaped_len(&[b"a\nb", b"\\c\r"]), text_parts(&[b"a\nb\\c\r"]).len());
         for text in ["", "plain", "a\nb", "\\close 1000", "\\ping", "\r\n\\"] {
             let line = text_parts(&[text.as_bytes()]);
             let (decoded, used) = decode(&line, 64).unwrap().unwrap();

@@ -188,6 +188,22 @@ pub(crate) fn parse_event_id(id: &str) -> Option<(Key, u64)> {
     Some((token.parse().ok()?, n.parse().ok()?))
 }
 
+/// About the bytes one message event of `parts` takes: its JSON string and
+/// the id and field names (an upper bound: the id line is at most 64 bytes).
+pub(crate) fn event_len(parts: &[&[u8]]) -> usize {
+    let json: usize = parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|&b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 2,
+            b if b < 0x20 => 6,
+            _ => 1,
+        })
+        .sum();
+    // U+2028/U+2029 (3 bytes of UTF-8) become 6-byte escapes: at most double.
+    json.saturating_mul(2).min(json + parts.iter().map(|p| p.len()).sum::<usize>()) + 2 + 64
+}
+
 /// `text` as a JSON string literal.
 pub(crate) fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

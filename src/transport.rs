@@ -52,16 +52,6 @@ impl Transport {
         }
     }
 
-    /// The most bytes a message of `len` bytes takes on the wire.
-    pub(crate) fn wire_len(self, len: usize) -> usize {
-        match self {
-            Transport::WebSocket => len + frame::MAX_HEADER,
-            // Every byte may need escaping, plus the newline.
-            Transport::Lines => 2 * len + 1,
-            Transport::Sse => crate::sse::wire_len(len),
-        }
-    }
-
     /// A close (for SSE, see `Conn::close_message`, which knows the event id).
     pub(crate) fn close(self, code: u16, reason: &str) -> Bytes {
         match self {
