@@ -275,10 +275,10 @@ fn message(opcode: u8, payload: Vec<u8>) -> Item {
     }
 }
 
-/// A server line read as what it carries (SPEC §13, FORMAT.md D37): `\ping`,
-/// `\pong`, `\close [code [reason]]` as those frames, a message line as its
-/// unescaped text; another control line (`\error …`) stays a line. Anything
-/// else is returned as it is.
+/// A server line read as what it carries (SPEC §13, FORMAT.md §5.4 and D37):
+/// `\ping`, `\pong`, `\close [code [reason]]` as those frames, a message
+/// line as its unescaped text; a control word that no message line can be
+/// (`\error …`) stays a line. Any other item is returned as it is.
 pub fn classify_line(item: Item) -> Item {
     let Item::Line(raw) = item else { return item };
     match raw.as_str() {
