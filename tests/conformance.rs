@@ -155,6 +155,40 @@ fn runner_fails_http_what_it_should() {
     run_scenario(&ok).unwrap_or_else(|f| panic!("{f}"));
 }
 
+/// The line-client steps (SPEC §13) are as strict: the raw line, the
+/// message it carries, the control lines, and steps with no line form.
+#[test]
+fn runner_fails_lines_what_it_should() {
+    let base = "# SPEC §13 self-test\nscript s1\nllRequestWebsocket s1\nexpect return =>$r1\n\
+                expect event s1 WS_URL_GRANTED data=>$u\nlines c1 $u\n";
+    let open = "expect event s1 WS_OPEN id=>$k\n";
+    let sent = format!("{open}llWebsocketSend s1 $k \"a\\nb\"\n");
+    let cases: &[(&str, usize, &str)] = &[
+        ("", 7, "WS_OPEN"),
+        (&format!("{sent}expect line c1 \"a\\nb\"\n"), 9, "line =\"a\\nb\""),
+        (&format!("{sent}expect text c1 \"a\\\\nb\"\n"), 9, "text =\"a\\\\nb\""),
+        (&format!("{sent}expect close c1 1000\n"), 9, "a close frame"),
+        (&format!("{open}lines c2 \"/nowhere\"\nexpect text c2 \"x\"\n"), 9, "line \"\\\\error 404"),
+        (&format!("{open}binary c1 \"x\"\n"), 8, "no line form"),
+        (&format!("{open}ping c1 \"x\"\n"), 8, "no payload"),
+        (&format!("{open}text c1 \"x\" mask=none\n"), 8, "mask="),
+        ("expect event s1 WS_OPEN\nconnect c2 $u\nline c2 \"x\"\n", 9, "not a line client"),
+        (&format!("{open}llWebsocketClose s1 $k 4000 \"\"\nexpect closed c1\n"), 9, "line \"\\\\close 4000 \""),
+    ];
+    for (tail, line, needle) in cases {
+        let text = format!("{base}{tail}");
+        let failure = run_scenario(&text).expect_err(&format!("scenario must fail:\n{text}"));
+        let shown = failure.to_string();
+        assert_eq!(failure.line, *line, "{text}\n{shown}");
+        assert!(shown.contains(needle), "{text}\n{shown}\nshould mention {needle:?}");
+    }
+    let ok = format!(
+        "{sent}expect line c1 \"a\\\\nb\"\nclose c1\nexpect close c1 1000 \"\"\nexpect closed c1\n\
+                      expect event s1 WS_CLOSE id=$k data=\"1000 \"\n"
+    );
+    run_scenario(&format!("{base}{ok}")).unwrap_or_else(|f| panic!("{f}"));
+}
+
 /// Runs the scenario file named by `SCENARIO` (a path), for debugging.
 #[test]
 fn one_scenario_from_env() {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use e2e_support::Target;
 use e2e_support::process::{EchoProcess, example_bin};
 use probe_fakes::Mode;
+use probe_fakes::lines::LineMode;
 use tungstenite::Message;
 
 /// How long one probe run may take before the test fails (and kills it).
@@ -175,12 +176,15 @@ fn every_check_passes_against_echo_server() {
     let region = p.region_url().expect("echo_server's region echo script holds the region URL");
     let http = p.http_url();
     let args = ["--object-url", &p.object_url(), "--region-url", &region, "--http-url", &http, "--http-timeout", "1"];
-    let run = probe(&args);
+    let run = probe(&[&args[..], &["--lines"]].concat());
     assert_eq!(run.code, Some(0), "{}", run.shown());
     let names = check_names();
     assert!(names.len() >= 60, "only {} checks listed", names.len());
     for name in HTTP_CHECKS {
         assert!(names.iter().any(|(n, needs)| n == name && needs.starts_with("--http-url")), "{name} not listed");
+    }
+    for name in LINE_CHECKS {
+        assert!(names.iter().any(|(n, needs)| n == name && needs.starts_with("--lines")), "{name} not listed");
     }
     let checks = run.checks();
     assert_eq!(checks.len(), names.len(), "{}", run.shown());
@@ -276,7 +280,7 @@ fn every_check_fails_against_a_server_that_answers_200() {
     let object = format!("ws://{addr}/lslws/6f1d3b0e-93a1-4c55-8e1b-2b7d0c4e9f10/");
     let region = format!("ws://{addr}/lslws/0c0d6b8e-43a1-4c55-8e1b-2b7d0c4e9f10/");
     let http = format!("http://{addr}/lslhttp/1d2c3b4a-93a1-4c55-8e1b-2b7d0c4e9f10/");
-    let args = ["--object-url", &object, "--region-url", &region, "--timeout", "1"];
+    let args = ["--object-url", &object, "--region-url", &region, "--timeout", "1", "--lines"];
     let run = probe(&[&args[..], &["--http-url", &http, "--http-timeout", "1"]].concat());
     assert_eq!(run.code, Some(1), "{}", run.shown());
     let names = check_names();
@@ -339,7 +343,7 @@ fn a_silent_server_cannot_hang_the_probe() {
     });
     let object = format!("ws://{addr}/lslws/6f1d3b0e-93a1-4c55-8e1b-2b7d0c4e9f10/");
     let http = format!("http://{addr}/lslhttp/1d2c3b4a-93a1-4c55-8e1b-2b7d0c4e9f10/");
-    let args = ["--object-url", &object, "--region-url", &object, "--timeout", "0.2"];
+    let args = ["--object-url", &object, "--region-url", &object, "--timeout", "0.2", "--lines"];
     let run = probe(&[&args[..], &["--http-url", &http, "--http-timeout", "0.2"]].concat());
     assert_eq!(run.code, Some(1), "{}", run.shown());
     for line in run.checks() {
@@ -389,6 +393,10 @@ fn list_names_checks_assumptions_and_what_is_not_checked() {
     assert!(text.contains("http-body-2048 [--http-url]: "), "{text}");
     assert!(text.contains("http-hold-504 [--http-url --http-timeout]: "), "{text}");
     assert!(text.contains("x-path-info as echo_server's does"), "{text}");
+    assert!(
+        text.contains("lines-echo [--lines]: ") && text.contains("lines-region [--lines --region-url]: "),
+        "{text}"
+    );
 }
 
 /// Runs every check against a sloppy HTTP-in server (`probe_fakes`),
@@ -500,5 +508,87 @@ fn every_http_check_is_shown_failing_by_a_broken_server() {
     assert_eq!(failed, listed);
     let mut all = HTTP_CHECKS.to_vec();
     all.sort_unstable();
+    assert_eq!(all, listed);
+}
+
+/// The line-client checks (SPEC §13, `--lines`).
+const LINE_CHECKS: [&str; 11] = [
+    "lines-echo",
+    "lines-escapes",
+    "lines-crlf",
+    "lines-split",
+    "lines-oversize-1009",
+    "lines-invalid-utf8-1007",
+    "lines-unknown-404",
+    "lines-bad-first-line-400",
+    "lines-ping-pong",
+    "lines-close-echo",
+    "lines-region",
+];
+
+/// Runs the probe with `--lines` against a broken line server; its other
+/// checks fail at once (the server closes what is not a line client).
+fn broken_lines_run(serve: fn(TcpStream)) -> Run {
+    let addr = fake_server(serve);
+    let object = format!("ws://{addr}/lslws/{}/", probe_fakes::CAP);
+    let region = format!("ws://{addr}/lslws/{}/", probe_fakes::lines::REGION_CAP);
+    let run = probe(&["--object-url", &object, "--region-url", &region, "--lines", "--timeout", "1"]);
+    assert_eq!(run.code, Some(1), "{}", run.shown());
+    println!("{}", run.shown());
+    assert!(run.took < Duration::from_secs(60), "took {:?}", run.took);
+    run
+}
+
+fn fail_line<'a>(run: &'a Run, name: &str) -> &'a str {
+    let line = run.lines.iter().find(|l| l.starts_with(&format!("FAIL {name}: ")));
+    line.unwrap_or_else(|| panic!("no FAIL {name}\n{}", run.shown()))
+}
+
+/// What [`LineMode::Sloppy`] gets wrong: everything but line framing.
+const SLOPPY_LINES_WRONG: [&str; 9] = [
+    "lines-escapes",
+    "lines-crlf",
+    "lines-oversize-1009",
+    "lines-invalid-utf8-1007",
+    "lines-unknown-404",
+    "lines-bad-first-line-400",
+    "lines-ping-pong",
+    "lines-close-echo",
+    "lines-region",
+];
+
+#[test]
+fn a_sloppy_line_server_fails_the_line_checks_it_breaks() {
+    let run = broken_lines_run(|s| probe_fakes::lines::broken_lines(s, LineMode::Sloppy));
+    assert_verdicts(&run, &["lines-echo", "lines-split"], &SLOPPY_LINES_WRONG);
+    assert!(fail_line(&run, "lines-escapes").contains("want \"\\\\\\\\ping\""), "{}", run.shown());
+    assert!(fail_line(&run, "lines-ping-pong").contains("\"\\\\ping\", want \"\\\\pong\""), "{}", run.shown());
+    assert!(fail_line(&run, "lines-close-echo").contains("stayed open"), "{}", run.shown());
+    assert!(fail_line(&run, "lines-unknown-404").contains("\"hello\", want \\error 404"), "{}", run.shown());
+    assert!(fail_line(&run, "lines-crlf").contains("crlf\\r"), "{}", run.shown());
+}
+
+#[test]
+fn a_line_server_that_takes_reads_for_lines_fails_the_framing_checks() {
+    let run = broken_lines_run(|s| probe_fakes::lines::broken_lines(s, LineMode::PerRead));
+    // Right here: the checks that wait for each answer before the next write
+    // (the others send lines back to back, which a per-read server may or may
+    // not see as one read).
+    let right: Vec<&str> = SLOPPY_LINES_WRONG
+        .iter()
+        .copied()
+        .filter(|n| !matches!(*n, "lines-region" | "lines-oversize-1009" | "lines-ping-pong"))
+        .collect();
+    assert_verdicts(&run, &right, &["lines-echo", "lines-split", "lines-region"]);
+    assert!(fail_line(&run, "lines-echo").contains("one\\\\ntwo"), "{}", run.shown());
+    // Between them the two broken line servers fail every line check.
+    let mut failed = SLOPPY_LINES_WRONG.to_vec();
+    failed.extend(["lines-echo", "lines-split"]);
+    failed.sort_unstable();
+    let mut listed = names_needing("--lines");
+    listed.sort_unstable();
+    let mut all = LINE_CHECKS.to_vec();
+    all.sort_unstable();
+    assert_eq!(failed, listed);
     assert_eq!(all, listed);
 }

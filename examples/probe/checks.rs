@@ -3,6 +3,7 @@
 use crate::Probe;
 use crate::handshake::*;
 use crate::http_checks::*;
+use crate::lines::*;
 use crate::region::*;
 use crate::session::*;
 
@@ -27,6 +28,10 @@ pub enum Needs {
     Http,
     /// `--http-url` and `--http-timeout`.
     HttpTimeout,
+    /// `--lines` (SPEC §13 line clients on the object URL's port).
+    Lines,
+    /// `--lines` and `--region-url`.
+    LinesRegion,
 }
 
 impl Needs {
@@ -37,6 +42,8 @@ impl Needs {
             Needs::Region => " [--region-url]",
             Needs::Http => " [--http-url]",
             Needs::HttpTimeout => " [--http-url --http-timeout]",
+            Needs::Lines => " [--lines]",
+            Needs::LinesRegion => " [--lines --region-url]",
         }
     }
 }
@@ -74,6 +81,11 @@ pub const NOT_CHECKED: &[(&str, &str)] = &[
     ),
     ("http-413-switch", "413 instead of truncation is a server setting"),
     ("http-content-type", "llSetContentType and CONTENT_TYPE_HTML (owner's viewer only) happen inside the simulator"),
+    (
+        "lines-limits",
+        "\\error 503 / 429, the first-line timeout, the idle \\ping and 1006, back-pressure and revocation's \\close 1001 \
+         need the server's settings, a stalled script or lifecycle events, as for WebSocket",
+    ),
 ];
 
 pub fn checks() -> Vec<Check> {
@@ -86,7 +98,11 @@ pub fn checks() -> Vec<Check> {
     fn h(name: &'static str, what: &'static str, assumes: &'static str, run: fn(&Probe) -> Outcome) -> Check {
         Check { name, what, assumes, needs: Needs::Http, run }
     }
+    fn l(name: &'static str, what: &'static str, assumes: &'static str, run: fn(&Probe) -> Outcome) -> Check {
+        Check { name, what, assumes, needs: Needs::Lines, run }
+    }
     const HTTP_LIVE: &str = "the HTTP-in URL is live";
+    const LINES_LIVE: &str = "the object URL's port takes line clients (SPEC §13)";
     vec![
         c("handshake-101", "101 with the correct Sec-WebSocket-Accept", LIVE, handshake_101),
         c(
@@ -277,6 +293,53 @@ pub fn checks() -> Vec<Check> {
             assumes: "the server's HTTP-in timeout is --http-timeout; the script never answers /hold",
             needs: Needs::HttpTimeout,
             run: http_hold_504,
+        },
+        l("lines-echo", "each line is one message: lines echo one by one, with path info too", ECHO, lines_echo),
+        l(
+            "lines-escapes",
+            "LF, CR and backslash travel as \\n, \\r, \\\\ both ways; the empty line; \\\\ping is a message",
+            ECHO,
+            lines_escapes,
+        ),
+        l("lines-crlf", "a CR before LF is dropped (first line too), any other CR kept", ECHO, lines_crlf),
+        l("lines-split", "a line split across writes, inside its characters too, is one message", ECHO, lines_split),
+        l(
+            "lines-oversize-1009",
+            "a line of --max-message bytes echoes, one more → \\close 1009, also before the line ends",
+            "the cap is --max-message; the script echoes",
+            lines_oversize_1009,
+        ),
+        l(
+            "lines-invalid-utf8-1007",
+            "a line that is not UTF-8 → \\close 1007, then close",
+            LINES_LIVE,
+            lines_invalid_utf8_1007,
+        ),
+        l(
+            "lines-unknown-404",
+            "a first line with a mutated capability, or no URL's path → \\error 404, then close",
+            "the mutated capability was never minted",
+            lines_unknown_404,
+        ),
+        l(
+            "lines-bad-first-line-400",
+            "a first line not UTF-8, or 9000 bytes without a newline → \\error 400, then close",
+            LINES_LIVE,
+            lines_bad_first_line_400,
+        ),
+        l("lines-ping-pong", "\\ping → \\pong; \\pong is no message", ECHO, lines_ping_pong),
+        l(
+            "lines-close-echo",
+            "\\close 3000 bye now, \\close 4999 and \\close alone (1000) → echoed, then close",
+            LINES_LIVE,
+            lines_close_echo,
+        ),
+        Check {
+            name: "lines-region",
+            what: "the region endpoint over lines: sub, msg (escaped payloads), err no-listener and bad-frame, uns",
+            assumes: REGION_ECHO,
+            needs: Needs::LinesRegion,
+            run: lines_region,
         },
         c(
             "no-reserved-close-codes",

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --example probe -- --object-url URL [--region-url URL]
-//!     [--http-url URL [--http-timeout SECS]] [--domain D] [--max-message N] [--timeout SECS]
+//!     [--http-url URL [--http-timeout SECS]] [--lines] [--domain D] [--max-message N] [--timeout SECS]
 //! cargo run --release --example probe -- --list
 //! ```
 //!
@@ -26,6 +26,11 @@
 //!   with the body as the script received it.
 //! - `--http-timeout SECS`: the server's HTTP-in timeout; enables the check
 //!   that an unanswered `/hold` gets 504 (it waits that long).
+//! - `--lines`: enables the SPEC §13 checks: raw TCP line clients on the
+//!   object URL's port (first line the URL's path, one message per line,
+//!   `\n`, `\r`, `\\` escapes, the control lines `\error`, `\close`,
+//!   `\ping`, `\pong` of conformance/FORMAT.md D37–D44), with the same
+//!   echo assumption; with `--region-url` also the envelope over lines.
 //! - `--max-message N`: the server's message cap in bytes (default 2048, the
 //!   SPEC default): exactly N bytes must echo, N + 1 must close 1009.
 //! - `--timeout SECS`: the limit for every socket operation (connect, each
@@ -49,6 +54,7 @@ mod frames;
 mod handshake;
 mod http;
 mod http_checks;
+mod lines;
 mod net;
 mod region;
 mod session;
@@ -65,7 +71,7 @@ use frames::Frame;
 use net::{Stream, Target};
 
 const USAGE: &str = "usage: probe --object-url ws://HOST:PORT/PATH [--region-url ws://HOST:PORT/PATH] \
-[--http-url http://HOST:PORT/lslhttp/CAP/ [--http-timeout SECS]] [--domain D] [--max-message N] [--timeout SECS]
+[--http-url http://HOST:PORT/lslhttp/CAP/ [--http-timeout SECS]] [--lines] [--domain D] [--max-message N] [--timeout SECS]
        probe --list";
 
 /// How often a 429 answer is retried.
@@ -78,6 +84,7 @@ struct Args {
     region: Option<Target>,
     http: Option<Target>,
     http_timeout: Option<Duration>,
+    lines: bool,
     domain: String,
     max_message: usize,
     timeout: Duration,
@@ -93,7 +100,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     let (mut object, mut region, mut domain) = (None, None, "echo".to_string());
     let (mut http, mut http_timeout) = (None, None);
     let (mut max_message, mut timeout) = (2048usize, Duration::from_secs(5));
-    let mut list = false;
+    let (mut list, mut lines) = (false, false);
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -114,6 +121,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
                 timeout = seconds("--timeout", &value("--timeout")?)?;
             }
             "--list" => list = true,
+            "--lines" => lines = true,
             "-h" | "--help" => return Ok(Parsed::Help),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -131,7 +139,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     if http_timeout.is_some() && http.is_none() {
         return Err("--http-timeout needs --http-url".into());
     }
-    Ok(Parsed::Run(Box::new(Args { object, region, http, http_timeout, domain, max_message, timeout })))
+    Ok(Parsed::Run(Box::new(Args { object, region, http, http_timeout, lines, domain, max_message, timeout })))
 }
 
 /// A number of seconds between 0.01 and 600, decimals allowed.
@@ -152,6 +160,8 @@ struct Probe {
     http: Option<Target>,
     /// The server's HTTP-in timeout, if the user gave it.
     http_timeout: Option<Duration>,
+    /// Whether to run the line-client checks (SPEC §13).
+    lines: bool,
     domain: String,
     max_message: usize,
     timeout: Duration,
@@ -209,6 +219,8 @@ impl Probe {
             Needs::Region => self.region.is_some(),
             Needs::Http => self.http.is_some(),
             Needs::HttpTimeout => self.http.is_some() && self.http_timeout.is_some(),
+            Needs::Lines => self.lines,
+            Needs::LinesRegion => self.lines && self.region.is_some(),
         }
     }
 }
@@ -261,6 +273,7 @@ fn main() -> ExitCode {
         region: args.region,
         http: args.http,
         http_timeout: args.http_timeout,
+        lines: args.lines,
         domain: args.domain,
         max_message: args.max_message,
         timeout: args.timeout,
@@ -297,6 +310,11 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "SKIP http-*: not checked (no --http-url given)");
     } else if probe.http_timeout.is_none() {
         let _ = writeln!(out, "SKIP http-hold-504: not checked (no --http-timeout given)");
+    }
+    if !probe.lines {
+        let _ = writeln!(out, "SKIP lines-*: not checked (no --lines given)");
+    } else if probe.region.is_none() {
+        let _ = writeln!(out, "SKIP lines-region: not checked (no --region-url given)");
     }
     for (name, why) in NOT_CHECKED {
         let _ = writeln!(out, "SKIP {name}: not checked from outside ({why})");

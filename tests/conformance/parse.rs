@@ -101,6 +101,8 @@ const SHAPES: &[Shape] = &[
     shape("close", 1, 3, &[0], SEND_KEYS),
     shape("frame", 1, 1, &[0], &["op", "fin", "rsv", "mask", "len", "payload", "payload-hex", "chunk"]),
     shape("bytes", 1, 2, &[0], &["hex", "chunk"]),
+    shape("lines", 1, 2, &[0], &["path", "query", "from", "eol", "chunk"]),
+    shape("line", 1, 2, &[0], &["hex", "chunk"]),
     shape("disconnect", 1, 1, &[0], &[]),
     shape("advance", 1, 1, &[], &[]),
     Shape {
@@ -113,6 +115,7 @@ const SHAPES: &[Shape] = &[
     Shape { matchers: &[2], ..shape("expect close", 1, 3, &[0], &[]) },
     Shape { matchers: &[1], ..shape("expect ping", 1, 2, &[0], &[]) },
     Shape { matchers: &[1], ..shape("expect pong", 1, 2, &[0], &[]) },
+    Shape { matchers: &[1], ..shape("expect line", 2, 2, &[0], &[]) },
     shape("expect closed", 1, 1, &[0], &[]),
     shape("expect paused", 1, 1, &[0], &[]),
     shape("expect resumed", 1, 1, &[0], &[]),

@@ -13,7 +13,10 @@ use lsl_websocket::{
 
 use super::lex::{Expr, Op};
 use super::parse::{Step, is_name, parse};
-use super::wire::{DEFAULT_MASK, FrameSpec, Item, Mode, Reader, parse_hex, show_bytes};
+use super::wire::{DEFAULT_MASK, FrameSpec, Item, Mode, Reader, classify_line, parse_hex, show_bytes};
+
+// Line clients (SPEC §13): the `lines` and `line` steps, and sending on a line client.
+mod lines;
 
 /// The seed of the region's entropy. Scenarios never depend on it.
 const SEED: u64 = 0x15_1e_50_c6;
@@ -433,11 +436,12 @@ impl Runner {
             None => {
                 let c = &self.clients[name];
                 let actual = if !c.reader.buf.is_empty() {
-                    format!(
-                        "an incomplete {} of {} bytes",
-                        if c.reader.mode == Mode::Http { "response" } else { "frame" },
-                        c.reader.buf.len()
-                    )
+                    let what = match c.reader.mode {
+                        Mode::Http => "response",
+                        Mode::Lines => "line",
+                        _ => "frame",
+                    };
+                    format!("an incomplete {what} of {} bytes", c.reader.buf.len())
                 } else if c.server_closed {
                     "the connection closed by the server".to_string()
                 } else {
@@ -446,6 +450,12 @@ impl Runner {
                 Err(miss(expected, actual))
             }
         }
+    }
+
+    /// As `read_or_miss`; on a line client the line is read as what it carries.
+    fn read_message(&mut self, name: &str, expected: &str) -> Res<Item> {
+        let item = self.read_or_miss(name, expected)?;
+        Ok(if self.clients[name].reader.mode == Mode::Lines { classify_line(item) } else { item })
     }
 
     fn advance_to(&mut self, target: Instant) -> Res {
@@ -685,6 +695,11 @@ impl Runner {
                 Ok(())
             }
             "connect" => self.connect(step),
+            "lines" => self.lines(step),
+            "line" => self.line(step),
+            "text" | "binary" | "ping" | "pong" | "close" | "frame" if self.is_line_client(step) => {
+                self.line_send(step)
+            }
             "request" => self.request(step),
             "text" | "binary" | "ping" | "pong" | "close" => {
                 let name = self.client_name(step)?;
@@ -1079,7 +1094,7 @@ impl Runner {
             "expect text" | "expect ping" | "expect pong" => {
                 let name = self.client_name(step)?;
                 let what = &step.verb["expect ".len()..];
-                let item = self.read_or_miss(&name, what)?;
+                let item = self.read_message(&name, what)?;
                 let payload = match (&item, what) {
                     (Item::Text(t), "text") => t.clone(),
                     (Item::Ping(p), "ping") | (Item::Pong(p), "pong") => match std::str::from_utf8(p) {
@@ -1096,7 +1111,7 @@ impl Runner {
             }
             "expect close" => {
                 let name = self.client_name(step)?;
-                let item = self.read_or_miss(&name, "a close frame")?;
+                let item = self.read_message(&name, "a close frame")?;
                 let Item::Close(got) = &item else {
                     return Err(miss("a close frame", item.to_string()));
                 };
@@ -1117,6 +1132,7 @@ impl Runner {
                 }
                 self.finish(fails, binds, || item.to_string())
             }
+            "expect line" => self.expect_line(step),
             "expect closed" => {
                 let name = self.client_name(step)?;
                 if let Some(item) = self.read(&name) {

@@ -51,6 +51,9 @@ pub enum Item {
     Close(Option<(u16, String)>),
     Ping(Vec<u8>),
     Pong(Vec<u8>),
+    /// One line from the server to a line client (SPEC §13), as written,
+    /// without its `\n`; [`classify_line`] reads it as a message or a control line.
+    Line(String),
     /// Something a conforming server never sends (masked frame, bad UTF-8, …).
     Violation(String),
 }
@@ -74,6 +77,7 @@ impl fmt::Display for Item {
             Item::Close(Some((code, reason))) => write!(f, "close {code} {reason:?}"),
             Item::Ping(p) => write!(f, "ping {}", show_bytes(p)),
             Item::Pong(p) => write!(f, "pong {}", show_bytes(p)),
+            Item::Line(l) => write!(f, "line {l:?}"),
             Item::Violation(v) => write!(f, "protocol violation by the server: {v}"),
         }
     }
@@ -96,6 +100,8 @@ pub enum Mode {
     Frames,
     /// Nothing more (after a `Connection: close` response): any byte is a violation.
     Done,
+    /// Lines (a line client, SPEC §13).
+    Lines,
 }
 
 /// The client's reading state.
@@ -120,6 +126,7 @@ impl Reader {
                     return Some(Item::Violation(format!("bytes after the response: {}", show_bytes(&extra))));
                 }
                 Mode::Http => return self.http(),
+                Mode::Lines => return self.line(),
                 Mode::Frames => {
                     let (first, payload) = match self.frame()? {
                         Ok(frame) => frame,
@@ -199,6 +206,17 @@ impl Reader {
         Some(Ok((first, payload)))
     }
 
+    /// One server line: UTF-8, and never a raw CR (the server escapes it).
+    fn line(&mut self) -> Option<Item> {
+        let end = self.buf.iter().position(|&b| b == b'\n')?;
+        let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
+        Some(match String::from_utf8(line) {
+            Ok(l) if l.contains('\r') => Item::Violation(format!("raw CR in a server line {l:?}")),
+            Ok(l) => Item::Line(l),
+            Err(e) => Item::Violation(format!("server line is not UTF-8: hex={}", hex::encode(e.as_bytes()))),
+        })
+    }
+
     fn http(&mut self) -> Option<Item> {
         let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
         let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -257,6 +275,73 @@ fn message(opcode: u8, payload: Vec<u8>) -> Item {
     }
 }
 
+/// A server line read as what it carries (SPEC §13, FORMAT.md §5.4 and D37):
+/// `\ping`, `\pong`, `\close [code [reason]]` as those frames, a message
+/// line as its unescaped text; a control word that no message line can be
+/// (`\error …`) stays a line. Any other item is returned as it is.
+pub fn classify_line(item: Item) -> Item {
+    let Item::Line(raw) = item else { return item };
+    match raw.as_str() {
+        "\\ping" => return Item::Ping(Vec::new()),
+        "\\pong" => return Item::Pong(Vec::new()),
+        "\\close" => return Item::Close(None),
+        _ => {}
+    }
+    if let Some(rest) = raw.strip_prefix("\\close ") {
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        return match (code.parse::<u16>(), unescape(reason)) {
+            (Ok(code), Ok(reason)) => Item::Close(Some((code, reason))),
+            _ => Item::Violation(format!("malformed close line {raw:?}")),
+        };
+    }
+    match unescape(&raw) {
+        Ok(text) => Item::Text(text),
+        // A control word the server may send (`\error`): no message can start so.
+        Err(_) if raw.strip_prefix('\\').and_then(|r| r.chars().next()).is_some_and(|c| c.is_ascii_alphabetic()) => {
+            Item::Line(raw)
+        }
+        Err(e) => Item::Violation(format!("{e} in server line {raw:?}")),
+    }
+}
+
+/// A message as a line's text: LF, CR and backslash escaped (no `\n` appended).
+pub fn escape_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The text of a server's message line; the server writes only `\n`, `\r`, `\\`.
+fn unescape(line: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            other => {
+                return Err(format!(
+                    "escape \\{} the server may not write",
+                    other.map(String::from).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Hex digits with optional whitespace to bytes.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
@@ -280,6 +365,23 @@ mod tests {
         assert_eq!(r.next(), Some(Item::Close(Some((1000, String::new())))));
         r.buf.extend_from_slice(b"\x81\x81\x00\x00\x00\x00a");
         assert!(matches!(r.next(), Some(Item::Violation(v)) if v.contains("masked")));
+    }
+
+    #[test]
+    fn reads_lines() {
+        let mut r = Reader { mode: Mode::Lines, ..Reader::default() };
+        r.buf.extend_from_slice(b"a\\nb\\\\\n\\close 1001 script reset\n\\error 404 not found\n\\ping\n\\x\npart");
+        assert_eq!(r.next().map(classify_line), Some(Item::Text("a\nb\\".into())));
+        assert_eq!(r.next().map(classify_line), Some(Item::Close(Some((1001, "script reset".into())))));
+        assert_eq!(r.next().map(classify_line), Some(Item::Line("\\error 404 not found".into())));
+        assert_eq!(r.next().map(classify_line), Some(Item::Ping(vec![])));
+        assert_eq!(r.next().map(classify_line), Some(Item::Line("\\x".into())));
+        assert_eq!(r.next(), None);
+        r.buf.extend_from_slice(b"\\q\r\n");
+        assert!(matches!(r.next(), Some(Item::Violation(v)) if v.contains("raw CR")));
+        assert!(matches!(classify_line(Item::Line("a\\tb".into())), Item::Violation(_)));
+        assert_eq!(classify_line(Item::Line("\\r\\n".into())), Item::Text("\r\n".into()));
+        assert_eq!(escape_line("a\nb\\c\r"), "a\\nb\\\\c\\r");
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //!   become 400, header names are matched as the client wrote them (not
 //!   lower-cased), and the method is given lower-case.
 
+pub mod lines;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
