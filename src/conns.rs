@@ -61,6 +61,9 @@ pub(crate) struct Conn {
     /// An SSE session whose stream connection went away: no embedder id, no
     /// bytes to write, until a reconnect takes it up (SPEC §14).
     pub(crate) detached: bool,
+    /// A request was served on this connection already (kept alive): its
+    /// next bytes are a request, never a line client's first line.
+    pub(crate) served: bool,
 }
 
 impl Conn {
@@ -256,6 +259,7 @@ impl Conns {
             tx_notified: false,
             timer: None,
             detached: false,
+            served: false,
         };
         let idx = self.slots.insert(conn);
         self.ids.insert(id, idx);

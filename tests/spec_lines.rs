@@ -215,3 +215,21 @@ fn http_clients_are_not_line_clients() {
     let conn = sim.try_handshake(format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", path_of(&url)).as_bytes());
     assert_eq!(sim.status(conn), 426);
 }
+
+#[test]
+fn only_a_connections_first_byte_makes_a_line_client() {
+    // After a kept-alive HTTP-in answer, bytes starting with `/` are a bad request, not a line client.
+    let (mut sim, who, url) = setup(Config::default());
+    let key = sim.region.request_url(who);
+    let http = sim.events(who.script).into_iter().find(|e| e.id == key).unwrap().data.to_string();
+    let conn = sim.accept();
+    sim.raw.insert(conn);
+    sim.send(conn, format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", path_of(&http)).as_bytes());
+    let request = sim.events(who.script).into_iter().find(|e| matches!(e.kind, EventKind::Http(_))).unwrap();
+    sim.region.http_response(sim.now, who.script, request.id, 200, "ok").unwrap();
+    sim.pump();
+    sim.send(conn, format!("{}\nhello\n", path_of(&url)).as_bytes());
+    let wire = wire(&sim, conn);
+    assert!(wire.ends_with("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), "{wire}");
+    assert!(sim.events(who.script).iter().all(|e| e.kind != EventKind::Open));
+}

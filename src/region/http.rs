@@ -126,6 +126,7 @@ impl Region {
     pub(super) fn http_head(&mut self, now: Instant, idx: ConnIdx, buf: Vec<u8>) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         let remote = c.remote;
+        c.served = true;
         let (head, len) = match head::parse(&buf, &self.config) {
             Parsed::Partial => return c.inbuf.set(&buf),
             Parsed::Refused(status) => return self.http_refuse(idx, status),

@@ -77,7 +77,8 @@ impl Region {
         if crate::http::head::is_http_in(&buf) {
             return self.http_head(now, idx, buf);
         }
-        if buf.first() == Some(&b'/') {
+        // Sniffed from the connection's first byte only (SPEC §13).
+        if buf.first() == Some(&b'/') && !c.served {
             return self.line_head(now, idx, buf);
         }
         if crate::http::head::is_under(&buf, crate::sse::SEND_PREFIX) {
