@@ -101,15 +101,16 @@ impl Conn {
             None => [b"", b"", b"", text.as_bytes()],
         };
         // Lines and events are sized as written: escapes make them longer than the text.
-        let written = match transport {
-            Transport::Lines => crate::line::escaped_len(&parts),
-            _ => crate::sse::event_len(&parts),
+        let written = match (transport, self.session().and_then(|s| s.stream.as_ref())) {
+            (Transport::WebSocket, _) => head + text.len() + frame::MAX_HEADER,
+            (_, Some(stream)) => stream.event_len(&parts),
+            _ => crate::line::escaped_len(&parts),
         };
-        if transport != Transport::WebSocket && self.out_len() + written > limit {
+        if self.out_len() + written > limit {
             return Err(SendError::Busy);
         }
         if self.detached
-            && !self.session().and_then(|s| s.stream.as_ref()).is_some_and(|st| st.has_room(head + text.len(), limit))
+            && !self.session().and_then(|s| s.stream.as_ref()).is_some_and(|st| st.has_room(written, limit))
         {
             // No stream to write to, and the resume memory is full.
             return Err(SendError::Busy);

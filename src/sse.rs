@@ -136,9 +136,16 @@ impl Stream {
         event
     }
 
-    /// Whether a message of `len` bytes can be kept while no stream is attached.
+    /// The exact length of the next message event of `parts` (valid UTF-8).
+    pub(crate) fn event_len(&self, parts: &[&[u8]]) -> usize {
+        let json: usize = parts.iter().map(|p| json_len(&String::from_utf8_lossy(p)) - 2).sum::<usize>() + 2;
+        let digits = self.next.checked_ilog10().unwrap_or(0) as usize + 1;
+        "id: ".len() + 36 + 1 + digits + "\ndata: ".len() + json + "\n\n".len()
+    }
+
+    /// Whether a message event of `len` bytes can be kept while no stream is attached.
     pub(crate) fn has_room(&self, len: usize, limit: usize) -> bool {
-        self.replay_bytes + wire_len(len) <= limit
+        self.replay_bytes + len <= limit
     }
 
     /// The final `close` event.
@@ -176,32 +183,22 @@ pub(crate) fn heartbeat() -> Bytes {
     Bytes::from_static(b": heartbeat\n\n")
 }
 
-/// The most bytes a message of `len` bytes of text takes as an event
-/// (JSON escapes at most six bytes per byte, plus the id line).
-pub(crate) fn wire_len(len: usize) -> usize {
-    len.saturating_mul(6).saturating_add(64)
-}
-
 /// `Last-Event-ID: {token}-{n}` → (token, n).
 pub(crate) fn parse_event_id(id: &str) -> Option<(Key, u64)> {
     let (token, n) = id.trim().rsplit_once('-')?;
     Some((token.parse().ok()?, n.parse().ok()?))
 }
 
-/// About the bytes one message event of `parts` takes: its JSON string and
-/// the id and field names (an upper bound: the id line is at most 64 bytes).
-pub(crate) fn event_len(parts: &[&[u8]]) -> usize {
-    let json: usize = parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .map(|&b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 2,
-            b if b < 0x20 => 6,
-            _ => 1,
+/// The length of [`json_string`] of `text`, without building it.
+fn json_len(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => 6,
+            c => c.len_utf8(),
         })
-        .sum();
-    // U+2028/U+2029 (3 bytes of UTF-8) become 6-byte escapes: at most double.
-    json.saturating_mul(2).min(json + parts.iter().map(|p| p.len()).sum::<usize>()) + 2 + 64
+        .sum::<usize>()
+        + 2
 }
 
 /// `text` as a JSON string literal.
@@ -244,8 +241,11 @@ mod tests {
             token(),
             token()
         )));
+        let parts: [&[u8]; 2] = [b"a\r\nb\"\\\x01", "✓\u{2028}".as_bytes()];
+        let expected = s.event_len(&parts);
+        assert_eq!(s.message(&parts, 1 << 16).len(), expected, "event_len is exact");
         let e = s.message(&[b"a\r\nb\"\\", "✓".as_bytes()], 1 << 16);
-        assert_eq!(&e[..], format!("id: {}-1\ndata: \"a\\r\\nb\\\"\\\\✓\"\n\n", token()).as_bytes());
+        assert_eq!(&e[..], format!("id: {}-2\ndata: \"a\\r\\nb\\\"\\\\✓\"\n\n", token()).as_bytes());
         assert_eq!(parse_event_id(&format!("{}-1", token())), Some((token(), 1)));
         assert_eq!(parse_event_id("nope"), None);
         assert_eq!(json_string("\u{1}\u{2028}"), "\"\\u0001\\u2028\"");

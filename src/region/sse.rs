@@ -159,7 +159,10 @@ impl Region {
             return self.close_now(session);
         }
         if head.method != "POST" {
-            return self.http_refuse(idx, 405);
+            self.queue(idx, Bytes::from_static(
+                b"HTTP/1.1 405 Method Not Allowed\r\nAllow: POST, DELETE\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ));
+            return self.close_now(idx);
         }
         let Some(max) = self.conns.session(session).map(|s| s.max_message) else { return self.http_refuse(idx, 404) };
         if matches!(head.framing, Framing::Length(n) if n > max as u64) {
