@@ -189,6 +189,42 @@ fn runner_fails_lines_what_it_should() {
     run_scenario(&format!("{base}{ok}")).unwrap_or_else(|f| panic!("{f}"));
 }
 
+/// The SSE steps (SPEC §14) are as strict: the event's name by default, the
+/// JSON-string data, the heartbeat, and frames on an SSE client.
+#[test]
+fn runner_fails_sse_what_it_should() {
+    let base = "# SPEC §14 self-test\nscript s1\nllRequestWebsocket s1\nexpect return =>$r1\n\
+                expect event s1 WS_URL_GRANTED data=>$u\nsse c1 $u\n";
+    let open = "expect http c1 200\nexpect sse c1 event=session token=>$t send=>$p\nexpect event s1 WS_OPEN id=>$k\n";
+    let sent = format!("{open}llWebsocketSend s1 $k \"a\\nb\"\n");
+    let cases: &[(&str, usize, &str)] = &[
+        ("", 7, "WS_OPEN"),
+        ("expect http c1 200\nexpect sse c1 send=>$p\n", 8, "event=\"message\""),
+        (&format!("{sent}expect sse c1 text=\"a\\\\nb\"\n"), 11, "text=\"a\\\\nb\""),
+        (&format!("{sent}expect sse c1 data=\"a\\nb\"\n"), 11, "data=\"a\\nb\""),
+        (&format!("{sent}expect sse c1 code=1000\n"), 11, "has no member \"code\""),
+        (&format!("{sent}expect heartbeat c1\n"), 11, "a heartbeat comment"),
+        (&format!("{open}expect sse c1\n"), 10, "nothing received"),
+        (&format!("{open}advance 15s\nexpect sse c1\n"), 11, "sse comment \"heartbeat\""),
+        (&format!("{open}advance 15s\nexpect heartbeat c1 \"beat\"\n"), 11, "heartbeat =\"beat\""),
+        (&format!("{open}text c1 \"x\"\n"), 10, "by `request`"),
+        (&format!("{open}connect c2 $u\nexpect sse c2\n"), 11, "not an SSE client"),
+    ];
+    for (tail, line, needle) in cases {
+        let text = format!("{base}{tail}");
+        let failure = run_scenario(&text).expect_err(&format!("scenario must fail:\n{text}"));
+        let shown = failure.to_string();
+        assert_eq!(failure.line, *line, "{text}\n{shown}");
+        assert!(shown.contains(needle), "{text}\n{shown}\nshould mention {needle:?}");
+    }
+    let ok = format!(
+        "{sent}expect sse c1 id=\"${{t}}-1\" text=\"a\\nb\" data=\"\\\"a\\\\nb\\\"\"\nadvance 15s\n\
+         expect heartbeat c1 \"heartbeat\"\nrequest d1 $p method=DELETE\nexpect http d1 204\nexpect closed d1\n\
+         expect sse c1 event=close code=1000 reason=\"\"\nexpect closed c1\nexpect event s1 WS_CLOSE id=$k data=\"1000 \"\n"
+    );
+    run_scenario(&format!("{base}{ok}")).unwrap_or_else(|f| panic!("{f}"));
+}
+
 /// Runs the scenario file named by `SCENARIO` (a path), for debugging.
 #[test]
 fn one_scenario_from_env() {

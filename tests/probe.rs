@@ -7,125 +7,18 @@
 
 mod e2e_support;
 mod probe_fakes;
+mod probe_support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use e2e_support::Target;
-use e2e_support::process::{EchoProcess, example_bin};
+use e2e_support::process::EchoProcess;
 use probe_fakes::Mode;
 use probe_fakes::lines::LineMode;
+use probe_support::{Run, assert_verdicts, check_names, fail_line, fake_server, names_needing, probe};
 use tungstenite::Message;
-
-/// How long one probe run may take before the test fails (and kills it).
-const PROBE_LIMIT: Duration = Duration::from_secs(120);
-
-fn probe_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| match std::env::var_os("PROBE_BIN") {
-        Some(path) => path.into(),
-        None => example_bin("probe"),
-    })
-    .clone()
-}
-
-/// One finished probe run.
-struct Run {
-    code: Option<i32>,
-    lines: Vec<String>,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    fn shown(&self) -> String {
-        format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.lines.join("\n"), self.stderr)
-    }
-
-    /// The check lines: every line but the `SKIP` lines and the summary.
-    fn checks(&self) -> Vec<&str> {
-        let n = self.lines.len().saturating_sub(1);
-        self.lines[..n].iter().map(String::as_str).filter(|l| !l.starts_with("SKIP ")).collect()
-    }
-
-    fn summary(&self) -> &str {
-        self.lines.last().map_or("", String::as_str)
-    }
-
-    fn has(&self, line_start: &str) -> bool {
-        self.lines.iter().any(|l| l == line_start || l.starts_with(&format!("{line_start}:")))
-    }
-}
-
-/// Runs the probe with `args`, killing it if it outlives [`PROBE_LIMIT`].
-fn probe(args: &[&str]) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(probe_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn probe");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the probe") {
-            break status;
-        }
-        if start.elapsed() > PROBE_LIMIT {
-            // Only the child this test started, by its handle.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the probe ran longer than {PROBE_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap();
-    Run {
-        code: status.code(),
-        lines: stdout.lines().map(str::to_string).collect(),
-        stderr: err.join().unwrap(),
-        took: start.elapsed(),
-    }
-}
-
-/// Every check's name, from `probe --list`, with the flags it needs
-/// (`""`, `"--region-url"`, `"--http-url"` or `"--http-url --http-timeout"`).
-fn check_names() -> Vec<(String, String)> {
-    let run = probe(&["--list"]);
-    assert_eq!(run.code, Some(0), "{}", run.shown());
-    run.lines
-        .iter()
-        .skip_while(|l| !l.starts_with("checks"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .map(|l| {
-            let name = l.trim_start().split([':', ' ']).next().unwrap_or_default().to_string();
-            let needs = l.split_once(" [").and_then(|(_, r)| r.split_once(']')).map_or("", |(n, _)| n);
-            (name, needs.to_string())
-        })
-        .collect()
-}
-
-/// The names of the checks that need `flags`.
-fn names_needing(flags: &str) -> Vec<String> {
-    check_names().into_iter().filter(|(_, n)| n.starts_with(flags)).map(|(name, _)| name).collect()
-}
 
 /// The SPEC rows the probe lists as not checked from outside.
 const NOT_CHECKED: [&str; 14] = [
@@ -176,7 +69,7 @@ fn every_check_passes_against_echo_server() {
     let region = p.region_url().expect("echo_server's region echo script holds the region URL");
     let http = p.http_url();
     let args = ["--object-url", &p.object_url(), "--region-url", &region, "--http-url", &http, "--http-timeout", "1"];
-    let run = probe(&[&args[..], &["--lines"]].concat());
+    let run = probe(&[&args[..], &["--lines", "--sse"]].concat());
     assert_eq!(run.code, Some(0), "{}", run.shown());
     let names = check_names();
     assert!(names.len() >= 60, "only {} checks listed", names.len());
@@ -243,21 +136,6 @@ fn max_message_flag_sets_the_cap_the_size_checks_expect() {
     assert!(run.has("PASS ping-pong"), "{}", run.shown());
 }
 
-/// A server on 127.0.0.1 that runs `serve` on each connection in its own thread.
-fn fake_server(serve: fn(TcpStream)) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
-            std::thread::spawn(move || serve(stream));
-        }
-    });
-    addr.to_string()
-}
-
 /// Reads up to the end of a request head (or what comes within a moment).
 fn read_request_head(stream: &mut TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
@@ -280,7 +158,7 @@ fn every_check_fails_against_a_server_that_answers_200() {
     let object = format!("ws://{addr}/lslws/6f1d3b0e-93a1-4c55-8e1b-2b7d0c4e9f10/");
     let region = format!("ws://{addr}/lslws/0c0d6b8e-43a1-4c55-8e1b-2b7d0c4e9f10/");
     let http = format!("http://{addr}/lslhttp/1d2c3b4a-93a1-4c55-8e1b-2b7d0c4e9f10/");
-    let args = ["--object-url", &object, "--region-url", &region, "--timeout", "1", "--lines"];
+    let args = ["--object-url", &object, "--region-url", &region, "--timeout", "1", "--lines", "--sse"];
     let run = probe(&[&args[..], &["--http-url", &http, "--http-timeout", "1"]].concat());
     assert_eq!(run.code, Some(1), "{}", run.shown());
     let names = check_names();
@@ -343,7 +221,7 @@ fn a_silent_server_cannot_hang_the_probe() {
     });
     let object = format!("ws://{addr}/lslws/6f1d3b0e-93a1-4c55-8e1b-2b7d0c4e9f10/");
     let http = format!("http://{addr}/lslhttp/1d2c3b4a-93a1-4c55-8e1b-2b7d0c4e9f10/");
-    let args = ["--object-url", &object, "--region-url", &object, "--timeout", "0.2", "--lines"];
+    let args = ["--object-url", &object, "--region-url", &object, "--timeout", "0.2", "--lines", "--sse"];
     let run = probe(&[&args[..], &["--http-url", &http, "--http-timeout", "0.2"]].concat());
     assert_eq!(run.code, Some(1), "{}", run.shown());
     for line in run.checks() {
@@ -410,17 +288,6 @@ fn sloppy_run(serve: fn(TcpStream)) -> Run {
     assert_eq!(run.code, Some(1), "{}", run.shown());
     println!("{}", run.shown());
     run
-}
-
-fn assert_verdicts(run: &Run, pass: &[&str], fail: &[&str]) {
-    for name in pass {
-        assert!(run.has(&format!("PASS {name}")), "no PASS {name}\n{}", run.shown());
-    }
-    for name in fail {
-        let line = run.lines.iter().find(|l| l.starts_with(&format!("FAIL {name}: ")));
-        let line = line.unwrap_or_else(|| panic!("no FAIL {name}\n{}", run.shown()));
-        assert!(line.contains("assumes") || *name == "http-unknown-cap-404", "{line}");
-    }
 }
 
 /// What the sloppy servers get right and wrong, and so which checks pass and fail.
@@ -537,11 +404,6 @@ fn broken_lines_run(serve: fn(TcpStream)) -> Run {
     println!("{}", run.shown());
     assert!(run.took < Duration::from_secs(60), "took {:?}", run.took);
     run
-}
-
-fn fail_line<'a>(run: &'a Run, name: &str) -> &'a str {
-    let line = run.lines.iter().find(|l| l.starts_with(&format!("FAIL {name}: ")));
-    line.unwrap_or_else(|| panic!("no FAIL {name}\n{}", run.shown()))
 }
 
 /// What [`LineMode::Sloppy`] gets wrong: everything but line framing.

@@ -6,6 +6,7 @@ use crate::http_checks::*;
 use crate::lines::*;
 use crate::region::*;
 use crate::session::*;
+use crate::sse::sse_checks;
 
 /// What most frame-level checks assume: nothing beyond a URL that accepts sessions.
 pub const LIVE: &str = "the object URL accepts sessions";
@@ -32,6 +33,10 @@ pub enum Needs {
     Lines,
     /// `--lines` and `--region-url`.
     LinesRegion,
+    /// `--sse` (SPEC §14 event streams on the object URL).
+    Sse,
+    /// `--sse` and `--region-url`.
+    SseRegion,
 }
 
 impl Needs {
@@ -44,6 +49,8 @@ impl Needs {
             Needs::HttpTimeout => " [--http-url --http-timeout]",
             Needs::Lines => " [--lines]",
             Needs::LinesRegion => " [--lines --region-url]",
+            Needs::Sse => " [--sse]",
+            Needs::SseRegion => " [--sse --region-url]",
         }
     }
 }
@@ -86,6 +93,12 @@ pub const NOT_CHECKED: &[(&str, &str)] = &[
         "\\error 503 / 429, the first-line timeout, the idle \\ping and 1006, back-pressure and revocation's \\close 1001 \
          need the server's settings, a stalled script or lifecycle events, as for WebSocket",
     ),
+    (
+        "sse-limits",
+        "503 + Retry-After (a full queue), heartbeats every 15 s, the resume window (1006), a resume gap (1001), \
+         WS_ERR_BUSY while detached and revocation's close event 1001 need a stalled script, the idle interval or \
+         lifecycle events",
+    ),
 ];
 
 pub fn checks() -> Vec<Check> {
@@ -103,7 +116,7 @@ pub fn checks() -> Vec<Check> {
     }
     const HTTP_LIVE: &str = "the HTTP-in URL is live";
     const LINES_LIVE: &str = "the object URL's port takes line clients (SPEC §13)";
-    vec![
+    let mut all = vec![
         c("handshake-101", "101 with the correct Sec-WebSocket-Accept", LIVE, handshake_101),
         c(
             "unknown-cap-404",
@@ -341,11 +354,13 @@ pub fn checks() -> Vec<Check> {
             needs: Needs::LinesRegion,
             run: lines_region,
         },
-        c(
-            "no-reserved-close-codes",
-            "no close frame the server sent carried 1005, 1006 or 1015",
-            "run last; judges every close frame seen",
-            no_reserved_close_codes,
-        ),
-    ]
+    ];
+    all.extend(sse_checks());
+    all.push(c(
+        "no-reserved-close-codes",
+        "no close frame the server sent carried 1005, 1006 or 1015",
+        "run last; judges every close frame seen",
+        no_reserved_close_codes,
+    ));
+    all
 }

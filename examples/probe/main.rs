@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --example probe -- --object-url URL [--region-url URL]
-//!     [--http-url URL [--http-timeout SECS]] [--lines] [--domain D] [--max-message N] [--timeout SECS]
+//!     [--http-url URL [--http-timeout SECS]] [--lines] [--sse] [--domain D] [--max-message N] [--timeout SECS]
 //! cargo run --release --example probe -- --list
 //! ```
 //!
@@ -31,6 +31,13 @@
 //!   `\n`, `\r`, `\\` escapes, the control lines `\error`, `\close`,
 //!   `\ping`, `\pong` of conformance/FORMAT.md D37–D44), with the same
 //!   echo assumption; with `--region-url` also the envelope over lines.
+//! - `--sse`: enables the SPEC §14 checks: server-sent event streams on the
+//!   object URL (`Accept: text/event-stream`, the session event naming the
+//!   send URL, JSON-string events with ids `{token}-{n}`, POSTs 204 / 413 /
+//!   400 / 404, DELETE and its close event, 204 to a reconnect of an ended
+//!   session, resume with `Last-Event-ID`; conformance/FORMAT.md D45–D51),
+//!   with the same echo assumption; with `--region-url` also the envelope
+//!   over SSE.
 //! - `--max-message N`: the server's message cap in bytes (default 2048, the
 //!   SPEC default): exactly N bytes must echo, N + 1 must close 1009.
 //! - `--timeout SECS`: the limit for every socket operation (connect, each
@@ -58,6 +65,7 @@ mod lines;
 mod net;
 mod region;
 mod session;
+mod sse;
 
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Write};
@@ -71,7 +79,7 @@ use frames::Frame;
 use net::{Stream, Target};
 
 const USAGE: &str = "usage: probe --object-url ws://HOST:PORT/PATH [--region-url ws://HOST:PORT/PATH] \
-[--http-url http://HOST:PORT/lslhttp/CAP/ [--http-timeout SECS]] [--lines] [--domain D] [--max-message N] [--timeout SECS]
+[--http-url http://HOST:PORT/lslhttp/CAP/ [--http-timeout SECS]] [--lines] [--sse] [--domain D] [--max-message N] [--timeout SECS]
        probe --list";
 
 /// How often a 429 answer is retried.
@@ -85,6 +93,7 @@ struct Args {
     http: Option<Target>,
     http_timeout: Option<Duration>,
     lines: bool,
+    sse: bool,
     domain: String,
     max_message: usize,
     timeout: Duration,
@@ -100,7 +109,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     let (mut object, mut region, mut domain) = (None, None, "echo".to_string());
     let (mut http, mut http_timeout) = (None, None);
     let (mut max_message, mut timeout) = (2048usize, Duration::from_secs(5));
-    let (mut list, mut lines) = (false, false);
+    let (mut list, mut lines, mut sse) = (false, false, false);
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -122,6 +131,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
             }
             "--list" => list = true,
             "--lines" => lines = true,
+            "--sse" => sse = true,
             "-h" | "--help" => return Ok(Parsed::Help),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -139,7 +149,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     if http_timeout.is_some() && http.is_none() {
         return Err("--http-timeout needs --http-url".into());
     }
-    Ok(Parsed::Run(Box::new(Args { object, region, http, http_timeout, lines, domain, max_message, timeout })))
+    Ok(Parsed::Run(Box::new(Args { object, region, http, http_timeout, lines, sse, domain, max_message, timeout })))
 }
 
 /// A number of seconds between 0.01 and 600, decimals allowed.
@@ -162,6 +172,8 @@ struct Probe {
     http_timeout: Option<Duration>,
     /// Whether to run the line-client checks (SPEC §13).
     lines: bool,
+    /// Whether to run the server-sent events checks (SPEC §14).
+    sse: bool,
     domain: String,
     max_message: usize,
     timeout: Duration,
@@ -221,6 +233,8 @@ impl Probe {
             Needs::HttpTimeout => self.http.is_some() && self.http_timeout.is_some(),
             Needs::Lines => self.lines,
             Needs::LinesRegion => self.lines && self.region.is_some(),
+            Needs::Sse => self.sse,
+            Needs::SseRegion => self.sse && self.region.is_some(),
         }
     }
 }
@@ -274,6 +288,7 @@ fn main() -> ExitCode {
         http: args.http,
         http_timeout: args.http_timeout,
         lines: args.lines,
+        sse: args.sse,
         domain: args.domain,
         max_message: args.max_message,
         timeout: args.timeout,
@@ -315,6 +330,11 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "SKIP lines-*: not checked (no --lines given)");
     } else if probe.region.is_none() {
         let _ = writeln!(out, "SKIP lines-region: not checked (no --region-url given)");
+    }
+    if !probe.sse {
+        let _ = writeln!(out, "SKIP sse-*: not checked (no --sse given)");
+    } else if probe.region.is_none() {
+        let _ = writeln!(out, "SKIP sse-region: not checked (no --region-url given)");
     }
     for (name, why) in NOT_CHECKED {
         let _ = writeln!(out, "SKIP {name}: not checked from outside ({why})");

@@ -103,6 +103,10 @@ const SHAPES: &[Shape] = &[
     shape("bytes", 1, 2, &[0], &["hex", "chunk"]),
     shape("lines", 1, 2, &[0], &["path", "query", "from", "eol", "chunk"]),
     shape("line", 1, 2, &[0], &["hex", "chunk"]),
+    Shape {
+        repeat: &["set", "header", "omit"],
+        ..shape("sse", 2, 2, &[0], &["path", "query", "from", "last-event-id", "set", "header", "omit", "chunk"])
+    },
     shape("disconnect", 1, 1, &[0], &[]),
     shape("advance", 1, 1, &[], &[]),
     Shape {
@@ -116,6 +120,12 @@ const SHAPES: &[Shape] = &[
     Shape { matchers: &[1], ..shape("expect ping", 1, 2, &[0], &[]) },
     Shape { matchers: &[1], ..shape("expect pong", 1, 2, &[0], &[]) },
     Shape { matchers: &[1], ..shape("expect line", 2, 2, &[0], &[]) },
+    Shape {
+        repeat: &["event", "id", "token", "retry", "data", "text", "send", "code", "reason"],
+        keyed_matchers: true,
+        ..shape("expect sse", 1, 1, &[0], &["event", "id", "token", "retry", "data", "text", "send", "code", "reason"])
+    },
+    Shape { matchers: &[1], ..shape("expect heartbeat", 1, 2, &[0], &[]) },
     shape("expect closed", 1, 1, &[0], &[]),
     shape("expect paused", 1, 1, &[0], &[]),
     shape("expect resumed", 1, 1, &[0], &[]),

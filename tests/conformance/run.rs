@@ -17,6 +17,8 @@ use super::wire::{DEFAULT_MASK, FrameSpec, Item, Mode, Reader, classify_line, pa
 
 // Line clients (SPEC §13): the `lines` and `line` steps, and sending on a line client.
 mod lines;
+// SSE clients (SPEC §14): the `sse` step, `expect sse` and `expect heartbeat`.
+mod sse;
 
 /// The seed of the region's entropy. Scenarios never depend on it.
 const SEED: u64 = 0x15_1e_50_c6;
@@ -439,6 +441,7 @@ impl Runner {
                     let what = match c.reader.mode {
                         Mode::Http => "response",
                         Mode::Lines => "line",
+                        Mode::Events => "event",
                         _ => "frame",
                     };
                     format!("an incomplete {what} of {} bytes", c.reader.buf.len())
@@ -696,6 +699,10 @@ impl Runner {
             }
             "connect" => self.connect(step),
             "lines" => self.lines(step),
+            "sse" => self.sse(step),
+            "text" | "binary" | "ping" | "pong" | "close" | "frame" if self.is_sse_client(step) => {
+                Err(bad("an SSE client sends by `request` to its send URL (POST, DELETE), not frames"))
+            }
             "line" => self.line(step),
             "text" | "binary" | "ping" | "pong" | "close" | "frame" if self.is_line_client(step) => {
                 self.line_send(step)
@@ -1133,6 +1140,8 @@ impl Runner {
                 self.finish(fails, binds, || item.to_string())
             }
             "expect line" => self.expect_line(step),
+            "expect sse" => self.expect_sse(step),
+            "expect heartbeat" => self.expect_heartbeat(step),
             "expect closed" => {
                 let name = self.client_name(step)?;
                 if let Some(item) = self.read(&name) {

@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+// The event stream of an SSE client (SPEC §14).
+mod sse;
+pub use sse::{Event, json_member, json_text};
+
 /// The mask every client frame uses unless a step says otherwise (RFC 6455 §5.7's example).
 pub const DEFAULT_MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -54,6 +58,8 @@ pub enum Item {
     /// One line from the server to a line client (SPEC §13), as written,
     /// without its `\n`; [`classify_line`] reads it as a message or a control line.
     Line(String),
+    /// One block of an event stream (SPEC §14): an event, or comments only.
+    Sse(Event),
     /// Something a conforming server never sends (masked frame, bad UTF-8, …).
     Violation(String),
 }
@@ -78,6 +84,7 @@ impl fmt::Display for Item {
             Item::Ping(p) => write!(f, "ping {}", show_bytes(p)),
             Item::Pong(p) => write!(f, "pong {}", show_bytes(p)),
             Item::Line(l) => write!(f, "line {l:?}"),
+            Item::Sse(e) => write!(f, "{e}"),
             Item::Violation(v) => write!(f, "protocol violation by the server: {v}"),
         }
     }
@@ -102,6 +109,8 @@ pub enum Mode {
     Done,
     /// Lines (a line client, SPEC §13).
     Lines,
+    /// The blocks of an event stream (after an SSE client's 200, SPEC §14).
+    Events,
 }
 
 /// The client's reading state.
@@ -109,6 +118,8 @@ pub enum Mode {
 pub struct Reader {
     pub buf: Vec<u8>,
     pub mode: Mode,
+    /// An SSE client: a 200 response is followed by an event stream.
+    pub sse: bool,
     /// A fragmented message being reassembled: its opcode and bytes so far.
     partial: Option<(u8, Vec<u8>)>,
 }
@@ -127,6 +138,7 @@ impl Reader {
                 }
                 Mode::Http => return self.http(),
                 Mode::Lines => return self.line(),
+                Mode::Events => return self.sse_event(),
                 Mode::Frames => {
                     let (first, payload) = match self.frame()? {
                         Ok(frame) => frame,
@@ -243,7 +255,7 @@ impl Reader {
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(0);
-        if status != 101 && self.buf.len() < end + body {
+        if status != 101 && !(self.sse && status == 200) && self.buf.len() < end + body {
             return None;
         }
         self.buf.drain(..end);
@@ -252,6 +264,10 @@ impl Reader {
         });
         let body = if status == 101 {
             self.mode = Mode::Frames;
+            Vec::new()
+        } else if self.sse && status == 200 {
+            // The response body is the event stream, read block by block.
+            self.mode = Mode::Events;
             Vec::new()
         } else {
             // Keep-alive (SPEC §8): another response may follow unless this one closes.

@@ -19,7 +19,10 @@
 //!   become 400, header names are matched as the client wrote them (not
 //!   lower-cased), and the method is given lower-case.
 
+#![allow(dead_code)] // each test binary uses a different part
+
 pub mod lines;
+pub mod sse;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
