@@ -995,6 +995,10 @@ impl State {
             }
             Op::Raw { c, ref bytes } => {
                 let Some(c) = self.pick_client(c) else { return };
+                // A connection whose first byte is `/` is a line client (SPEC §13, fuzz `lines`).
+                if self.clients[c].sent == 0 && bytes.first() == Some(&b'/') {
+                    return;
+                }
                 self.clients[c].clean = false;
                 self.deliver(c, bytes, &[]);
             }
