@@ -335,3 +335,30 @@ fn a_delete_of_the_send_url_is_the_clients_close() {
         sim.events(who.script).into_iter().filter(|e| e.kind == EventKind::Close).map(|e| e.data.to_string()).collect();
     assert_eq!(closes, ["1000 "]);
 }
+
+#[test]
+fn a_session_that_ends_before_its_ws_open_found_room_still_opens_first() {
+    let (mut sim, who, url) = setup(Config { event_queue: 1, ..Config::default() });
+    let _a = open(&mut sim, who.script, &url);
+    // B's WS_OPEN waits: the queue holds A's (open() above drained it, so fill it again).
+    let conn = sim.accept();
+    sim.raw.insert(conn);
+    sim.send(conn, &stream_request(&path_of(&url), None));
+    let filler = sim.accept();
+    sim.raw.insert(filler);
+    sim.send(filler, &stream_request(&path_of(&url), None));
+    let send = serde_json::from_str::<serde_json::Value>(&events_of(&sim, filler)[0].2).unwrap()["send"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let del = sim.accept();
+    sim.send(del, format!("DELETE {send} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    assert_eq!(sim.status(del), 204);
+    let events = sim.events(who.script);
+    for e in events.iter().filter(|e| e.kind == EventKind::Close) {
+        let opened = events.iter().position(|o| o.kind == EventKind::Open && o.id == e.id);
+        let closed = events.iter().position(|c| std::ptr::eq(c, e));
+        assert!(opened.is_some() && opened < closed, "WS_CLOSE of a session never opened: {events:?}");
+    }
+    assert!(events.iter().any(|e| e.kind == EventKind::Close), "{events:?}");
+}

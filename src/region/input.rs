@@ -424,6 +424,16 @@ impl Region {
                 let Some(record) = self.urls.get_mut(url) else { return };
                 record.sessions.retain(|&other| other != idx);
                 if let Some((code, reason)) = close {
+                    if matches!(s.held.as_deref(), Some(Held::Open)) {
+                        // Its WS_OPEN was still waiting for room: it goes first, past the limit,
+                        // so the script never sees a close of a session it did not see open.
+                        let data = Text::from(s.headers.path_info());
+                        self.push_event(
+                            queue,
+                            Some(url),
+                            Event { id: key, kind: EventKind::Open, domain: Text::default(), data },
+                        );
+                    }
                     let data = Text::from(format!("{code} {reason}"));
                     self.push_event(
                         queue,
