@@ -216,8 +216,10 @@ enum Role {
     },
     Post {
         reqs: VecDeque<Req>,
-        /// Bytes of unknown meaning were sent: answers are checked for form only.
+        /// Bytes of unknown meaning were sent: answers after those to the
+        /// `before_raw` requests outstanding then are not checked.
         raw: bool,
+        before_raw: usize,
         /// A final answer that closes the connection came.
         done: bool,
         /// A request was left incomplete: nothing more may be sent.
@@ -444,7 +446,7 @@ impl State {
     }
 
     fn parse_post(&mut self, c: usize) {
-        if let Role::Post { raw: true, .. } = self.conns[c].role {
+        if let Role::Post { raw: true, before_raw: 0, .. } = self.conns[c].role {
             // Bytes of unknown meaning: the connection may have become anything.
             self.conns[c].buf.clear();
             return;
@@ -457,7 +459,7 @@ impl State {
             };
             let head = String::from_utf8(conn.buf.drain(..end + 4).collect()).expect("ASCII head");
             let status = status_of(&head);
-            let Role::Post { reqs, raw, done, .. } = &mut conn.role else { unreachable!() };
+            let Role::Post { reqs, raw, done, before_raw, .. } = &mut conn.role else { unreachable!() };
             assert!(!*done, "a response after the connection's last: {head:?}");
             if status == 100 {
                 assert_eq!(head, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -477,7 +479,8 @@ impl State {
                 *done = true;
             }
             let req = reqs.pop_front();
-            let raw = *raw;
+            let raw = *raw && *before_raw == 0;
+            *before_raw = before_raw.saturating_sub(1);
             match req {
                 None => assert!(raw, "an answer to no request: {head:?}"),
                 Some(Req::Post { session, body, complete }) => {
@@ -838,7 +841,9 @@ impl State {
                 }
                 None => (None, None),
             },
-            LastId::Garbage(g) => (Some(g.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect()), None),
+            LastId::Garbage(g) => {
+                (Some(g.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(64).collect()), None)
+            }
         };
         let c = self.accept(Role::Stream {
             url,
@@ -889,7 +894,7 @@ impl State {
                 return open[usize::from(r) % open.len()];
             }
         }
-        self.accept(Role::Post { reqs: VecDeque::new(), raw: false, done: false, stuck: false })
+        self.accept(Role::Post { reqs: VecDeque::new(), raw: false, before_raw: 0, done: false, stuck: false })
     }
 
     fn target(&self, to: &To) -> (String, Option<usize>) {
@@ -993,8 +998,12 @@ impl State {
             Op::Delete { to, reuse } => self.delete(to, *reuse),
             Op::Raw { c, bytes } => {
                 if let Some(c) = self.pick(*c) {
-                    if let Role::Post { raw, .. } = &mut self.conns[c].role {
+                    if let Role::Post { raw, before_raw, reqs, .. } = &mut self.conns[c].role
+                        && !bytes.is_empty()
+                        && !*raw
+                    {
                         *raw = true;
+                        *before_raw = reqs.len();
                     }
                     self.feed(c, bytes);
                 }
@@ -1015,7 +1024,10 @@ impl State {
                 }
             }
             Op::Hold { c, hold } => {
-                if let Some(c) = self.pick(*c) {
+                // Streams only: a POST's answer read late would look like one given late.
+                if let Some(c) = self.pick(*c)
+                    && matches!(self.conns[c].role, Role::Stream { .. })
+                {
                     self.conns[c].hold = *hold;
                     if !hold {
                         self.take(c);
@@ -1149,7 +1161,7 @@ impl State {
         }
         // Every complete request on a connection that is still open was answered.
         for (c, conn) in self.conns.iter().enumerate() {
-            if let Role::Post { reqs, raw: false, done: false, stuck: false } = &conn.role
+            if let Role::Post { reqs, raw: false, done: false, stuck: false, .. } = &conn.role
                 && !conn.gone
                 && !conn.closed
             {
@@ -1189,7 +1201,7 @@ fuzz_target!(|scenario: Scenario| {
                 Role::Stream { status, session, last_id, close_event, gap, .. } => {
                     format!("stream {status:?} session {session:?} last {last_id:?} close {close_event} gap {gap}")
                 }
-                Role::Post { reqs, raw, done, stuck } => {
+                Role::Post { reqs, raw, done, stuck, .. } => {
                     format!("post left {} raw {raw} done {done} stuck {stuck}", reqs.len())
                 }
             };
