@@ -4,6 +4,7 @@
 //! loadgen ws   --url ws://HOST:PORT/PATH   [--conns 100] [--secs 10] [--warmup 1] [--size 64] [--threads 1]
 //!              [--pid SERVER_PID] [--clk-tck 100]
 //! loadgen http --url http://HOST:PORT/PATH [same options] [--browser-headers]
+//! loadgen sse  --url ws://HOST:PORT/PATH   [same options as ws]
 //! loadgen idle --url ws://HOST:PORT/PATH   [--conns 10000] [--hold 10] [--parallel 200]
 //! ```
 //!
@@ -15,6 +16,11 @@
 //!   the echo in the response body; the request carries `Host`,
 //!   `Content-Type` and `Content-Length` only, or with `--browser-headers`
 //!   what Chromium's `fetch` sends (user agent, client hints, origin, …).
+//! - `sse`: the same exchange over SPEC §14's fallback: per client one
+//!   `GET` event stream on the WebSocket URL and one keep-alive connection
+//!   that `POST`s each message to the stream's send URL (answered 204); the
+//!   round trip ends when the echo arrives as an event on the stream. A 503
+//!   (the script's queue is full) is retried after 1 ms and counted.
 //! - `idle`: opens `--conns` WebSocket connections (at most `--parallel`
 //!   handshakes at a time), prints `ready <n> failed <m>`, holds them
 //!   `--hold` seconds, and exits.
@@ -62,6 +68,7 @@ const BROWSER_HEADERS: &str = "Connection: keep-alive\r\n\
 enum Mode {
     Ws,
     Http,
+    Sse,
     Idle,
 }
 
@@ -91,6 +98,7 @@ fn parse_args() -> Args {
     let mode = match it.next().as_deref() {
         Some("ws") => Mode::Ws,
         Some("http") => Mode::Http,
+        Some("sse") => Mode::Sse,
         Some("idle") => Mode::Idle,
         _ => usage(),
     };
@@ -143,7 +151,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen ws|http|idle --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
+        "usage: loadgen ws|http|sse|idle --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
     );
     std::process::exit(2)
 }
@@ -244,6 +252,21 @@ impl Conn {
         }
     }
 
+    /// The next server-sent event block (heartbeat comments skipped), without its blank line.
+    async fn sse_event(&mut self) -> std::io::Result<String> {
+        loop {
+            if let Some(end) = self.pending().windows(2).position(|w| w == b"\n\n") {
+                let block = String::from_utf8_lossy(&self.pending()[..end]).into_owned();
+                self.start += end + 2;
+                if block.starts_with(':') {
+                    continue;
+                }
+                return Ok(block);
+            }
+            self.fill().await?;
+        }
+    }
+
     /// The next HTTP response's body length (keep-alive).
     async fn http_response(&mut self) -> std::io::Result<usize> {
         let head = self.head().await?;
@@ -262,6 +285,29 @@ impl Conn {
         self.start += len;
         Ok(len)
     }
+}
+
+/// An SSE client: the stream and the connection that POSTs, with the send path.
+async fn sse_open(args: &Args, i: usize) -> std::io::Result<(Conn, Conn, String)> {
+    let mut stream = Conn::new(connect(args.addr, i).await?);
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+        args.path, args.host
+    );
+    stream.write(request.as_bytes()).await?;
+    let head = stream.head().await?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!("stream refused: {}", head.lines().next().unwrap_or(""))));
+    }
+    let first = stream.sse_event().await?;
+    let send = first
+        .split("\"send\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .ok_or_else(|| std::io::Error::other(format!("no send URL in {first:?}")))?
+        .to_string();
+    let post = Conn::new(connect(args.addr, i).await?);
+    Ok((stream, post, send))
 }
 
 async fn ws_open(args: &Args, i: usize) -> std::io::Result<Conn> {
@@ -287,6 +333,8 @@ struct Tally {
     server_bytes: u64,
     setup_client: u64,
     setup_server: u64,
+    /// `sse`: POSTs answered 503 and sent again.
+    retries: u64,
     error: Option<String>,
 }
 
@@ -311,6 +359,9 @@ async fn closed_loop_inner(
     tally: &mut Tally,
 ) -> std::io::Result<()> {
     let payload: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
+    if args.mode == Mode::Sse {
+        return sse_loop(args, i, window, stop, tally, &payload).await;
+    }
     let (mut c, message) = match args.mode {
         Mode::Http if args.browser_headers => {
             let mut m = format!(
@@ -355,6 +406,55 @@ async fn closed_loop_inner(
     Ok(())
 }
 
+async fn sse_loop(
+    args: &Args,
+    i: usize,
+    window: &Window,
+    stop: &AtomicBool,
+    tally: &mut Tally,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let (mut stream, mut post, send) = sse_open(args, i).await?;
+    tally.setup_client = stream.written;
+    tally.setup_server = stream.read - stream.pending().len() as u64;
+    let mut message =
+        format!("POST {send} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n", args.host, args.size).into_bytes();
+    message.extend_from_slice(payload);
+    while !stop.load(Relaxed) {
+        let (w0, r0) = (post.written, post.read - post.pending().len() as u64);
+        let s0 = stream.read - stream.pending().len() as u64;
+        let sent = Instant::now();
+        loop {
+            post.write(&message).await?;
+            let head = post.head().await?;
+            if head.starts_with("HTTP/1.1 204") {
+                break;
+            }
+            if head.starts_with("HTTP/1.1 503") {
+                // The script's queue is full: its Connection: close ends this one.
+                tally.retries += 1;
+                post = Conn::new(connect(args.addr, i).await?);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+            return Err(std::io::Error::other(format!("POST answered {}", head.lines().next().unwrap_or(""))));
+        }
+        let event = stream.sse_event().await?;
+        let done = Instant::now();
+        let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("");
+        if data.len() != args.size + 2 {
+            return Err(std::io::Error::other(format!("echo event {event:?}")));
+        }
+        if done >= window.start && done < window.end {
+            tally.latencies.push((done - sent).as_nanos() as u64);
+            tally.client_bytes += post.written - w0;
+            tally.server_bytes +=
+                post.read - post.pending().len() as u64 - r0 + stream.read - stream.pending().len() as u64 - s0;
+        }
+    }
+    Ok(())
+}
+
 async fn load(args: Args) {
     let args = Arc::new(args);
     let t0 = Instant::now() + Duration::from_millis(200);
@@ -372,7 +472,7 @@ async fn load(args: Args) {
     let (server1, client1) = (cpu(args.pid), cpu_ticks("/proc/self/stat"));
     stop.store(true, Relaxed);
     let mut all = Vec::new();
-    let (mut cb, mut sb, mut setup_c, mut setup_s, mut errors) = (0, 0, 0, 0, 0);
+    let (mut cb, mut sb, mut setup_c, mut setup_s, mut errors, mut retries) = (0, 0, 0, 0, 0, 0);
     for task in tasks {
         let t = match tokio::time::timeout(Duration::from_secs(10), task).await {
             Ok(Ok(t)) => t,
@@ -392,6 +492,7 @@ async fn load(args: Args) {
         sb += t.server_bytes;
         setup_c += t.setup_client;
         setup_s += t.setup_server;
+        retries += t.retries;
     }
     all.sort_unstable();
     let n = all.len() as u64;
@@ -399,7 +500,7 @@ async fn load(args: Args) {
     let conns = args.conns as f64;
     println!(
         "result rate={:.0} p50_us={:.1} p99_us={:.1} msgs={} errors={} client_bytes_per_msg={:.1} \
-         server_bytes_per_msg={:.1} setup_client_bytes={:.0} setup_server_bytes={:.0}",
+         server_bytes_per_msg={:.1} setup_client_bytes={:.0} setup_server_bytes={:.0} retries={}",
         n as f64 / args.secs,
         quantile(&all, 0.50) as f64 / 1e3,
         quantile(&all, 0.99) as f64 / 1e3,
@@ -409,6 +510,7 @@ async fn load(args: Args) {
         per(sb),
         setup_c as f64 / conns,
         setup_s as f64 / conns,
+        retries,
     );
     let secs = |ticks: u64| ticks as f64 / args.clk_tck;
     if args.pid.is_some() {
