@@ -63,6 +63,8 @@ enum Mode {
     Ws,
     Http,
     Idle,
+    /// Raw TCP lines (SPEC §13): the URL's path as the first line, then one line per message.
+    Lines,
 }
 
 #[derive(Clone)]
@@ -92,6 +94,7 @@ fn parse_args() -> Args {
         Some("ws") => Mode::Ws,
         Some("http") => Mode::Http,
         Some("idle") => Mode::Idle,
+        Some("lines") => Mode::Lines,
         _ => usage(),
     };
     let mut url = None;
@@ -143,7 +146,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen ws|http|idle --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
+        "usage: loadgen ws|http|idle|lines --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
     );
     std::process::exit(2)
 }
@@ -244,6 +247,26 @@ impl Conn {
         }
     }
 
+    /// The next message line's length (`\\ping` is answered, `\\pong` skipped).
+    async fn line_message(&mut self) -> std::io::Result<usize> {
+        loop {
+            if let Some(end) = self.pending().iter().position(|&b| b == b'\n') {
+                let line = self.pending()[..end].to_vec();
+                self.start += end + 1;
+                match &line[..] {
+                    b"\\ping" => self.write(b"\\pong\n").await?,
+                    b"\\pong" => {}
+                    l if l.starts_with(b"\\close") || l.starts_with(b"\\error") => {
+                        return Err(std::io::Error::other(String::from_utf8_lossy(l).into_owned()));
+                    }
+                    _ => return Ok(line.len()),
+                }
+                continue;
+            }
+            self.fill().await?;
+        }
+    }
+
     /// The next HTTP response's body length (keep-alive).
     async fn http_response(&mut self) -> std::io::Result<usize> {
         let head = self.head().await?;
@@ -330,6 +353,13 @@ async fn closed_loop_inner(
             m.extend_from_slice(&payload);
             (Conn::new(connect(args.addr, i).await?), m)
         }
+        Mode::Lines => {
+            let mut c = Conn::new(connect(args.addr, i).await?);
+            c.write(format!("{}\n", args.path).as_bytes()).await?;
+            let mut m = payload.clone();
+            m.push(b'\n');
+            (c, m)
+        }
         _ => (ws_open(args, i).await?, masked_text(args.size)),
     };
     tally.setup_client = c.written;
@@ -340,6 +370,7 @@ async fn closed_loop_inner(
         c.write(&message).await?;
         let len = match args.mode {
             Mode::Http => c.http_response().await?,
+            Mode::Lines => c.line_message().await?,
             _ => c.ws_message().await?,
         };
         let done = Instant::now();
