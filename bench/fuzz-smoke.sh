@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/../fuzz" || exit 2
 secs=${FUZZ_SECONDS:-30}
-targets=(handshake frames envelope region_ops http_in sse)
+targets=(handshake frames envelope region_ops http_in sse lines)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz not found: installing it"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust: Debian's chromium and
-# chromium-driver (browser tests) and curl (HTTP-in end-to-end tests).
+# chromium-driver (browser tests), curl (HTTP-in end-to-end tests) and socat
+# (the line client of tests/e2e_lines.rs).
 # Idempotent: does nothing when every binary is already there.
 set -euo pipefail
 
@@ -8,9 +9,10 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 
 if [ ${#need[@]} -eq 0 ]; then
-    echo "setup: chromium, chromedriver and curl present"
+    echo "setup: chromium, chromedriver, curl and socat present"
     exit 0
 fi
 
@@ -24,3 +26,4 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 chromium --version
 chromedriver --version
 curl --version | head -n 1
+socat -V | grep -m1 "socat version"

@@ -85,6 +85,8 @@ fn unknown_urls_and_bad_first_lines_are_refused_with_an_error_line() {
     for (first, answer) in [
         (&b"/lslws/5e2a0c1d-7b3f-4e8a-9c6d-0f1e2d3c4b5a/\n"[..], "\\error 404 not found\n"),
         (b"/nowhere\n", "\\error 404 not found\n"),
+        // A path that an HTTP sniff would mistake: the first byte decides (SPEC §13).
+        (b"/ /lslhttp/\n", "\\error 404 not found\n"),
         (b"/\xff\n", "\\error 400 bad request\n"),
     ] {
         let conn = sim.accept();

@@ -74,12 +74,12 @@ impl Region {
     pub(super) fn head(&mut self, now: Instant, idx: ConnIdx) {
         let Some(c) = self.conns.get_mut(idx) else { return };
         let buf = c.inbuf.take();
-        if crate::http::head::is_http_in(&buf) {
-            return self.http_head(now, idx, buf);
-        }
-        // Sniffed from the connection's first byte only (SPEC §13).
+        // Sniffed from the connection's first byte only (SPEC §13), before anything else.
         if buf.first() == Some(&b'/') && !c.served {
             return self.line_head(now, idx, buf);
+        }
+        if crate::http::head::is_http_in(&buf) {
+            return self.http_head(now, idx, buf);
         }
         if crate::http::head::is_under(&buf, crate::sse::SEND_PREFIX) {
             return self.sse_post_head(now, idx, buf);

@@ -70,6 +70,8 @@ enum Mode {
     Http,
     Sse,
     Idle,
+    /// Raw TCP lines (SPEC §13): the URL's path as the first line, then one line per message.
+    Lines,
 }
 
 #[derive(Clone)]
@@ -100,6 +102,7 @@ fn parse_args() -> Args {
         Some("http") => Mode::Http,
         Some("sse") => Mode::Sse,
         Some("idle") => Mode::Idle,
+        Some("lines") => Mode::Lines,
         _ => usage(),
     };
     let mut url = None;
@@ -151,7 +154,7 @@ fn parse_args() -> Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen ws|http|sse|idle --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
+        "usage: loadgen ws|http|sse|idle|lines --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
     );
     std::process::exit(2)
 }
@@ -262,6 +265,26 @@ impl Conn {
                     continue;
                 }
                 return Ok(block);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// The next message line's length (`\\ping` is answered, `\\pong` skipped).
+    async fn line_message(&mut self) -> std::io::Result<usize> {
+        loop {
+            if let Some(end) = self.pending().iter().position(|&b| b == b'\n') {
+                let line = self.pending()[..end].to_vec();
+                self.start += end + 1;
+                match &line[..] {
+                    b"\\ping" => self.write(b"\\pong\n").await?,
+                    b"\\pong" => {}
+                    l if l.starts_with(b"\\close") || l.starts_with(b"\\error") => {
+                        return Err(std::io::Error::other(String::from_utf8_lossy(l).into_owned()));
+                    }
+                    _ => return Ok(line.len()),
+                }
+                continue;
             }
             self.fill().await?;
         }
@@ -381,6 +404,13 @@ async fn closed_loop_inner(
             m.extend_from_slice(&payload);
             (Conn::new(connect(args.addr, i).await?), m)
         }
+        Mode::Lines => {
+            let mut c = Conn::new(connect(args.addr, i).await?);
+            c.write(format!("{}\n", args.path).as_bytes()).await?;
+            let mut m = payload.clone();
+            m.push(b'\n');
+            (c, m)
+        }
         _ => (ws_open(args, i).await?, masked_text(args.size)),
     };
     tally.setup_client = c.written;
@@ -391,6 +421,7 @@ async fn closed_loop_inner(
         c.write(&message).await?;
         let len = match args.mode {
             Mode::Http => c.http_response().await?,
+            Mode::Lines => c.line_message().await?,
             _ => c.ws_message().await?,
         };
         let done = Instant::now();
