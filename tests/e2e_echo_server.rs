@@ -76,13 +76,19 @@ fn serves_the_demo_page_and_urls() {
     assert_eq!(head.status, 200);
     assert!(head.header("content-type").unwrap_or("").starts_with("text/html"));
     let page = String::from_utf8(body).unwrap();
-    assert!(page.contains("id=\"object-input\"") && page.contains("new WebSocket"), "{page}");
+    assert!(page.contains("id=\"object-input\"") && page.contains("new LslSocket"), "{page}");
+    let (head, body) = http_body(p.addr(), "GET /lslws.js HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert!(head.header("content-type").unwrap_or("").starts_with("text/javascript"));
+    let client = String::from_utf8(body).unwrap();
+    assert!(client.contains("new WebSocket") && client.contains("new EventSource"), "the client and its fallback");
 
     let (head, body) = http_body(p.addr(), "GET /urls HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(head.status, 200);
     let urls: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(urls["object"], p.object_url().as_str());
     assert_eq!(urls["region"].as_str(), p.region_url().as_deref());
+    assert_eq!(urls["http"], p.http_url().as_str());
 
     assert_eq!(wire::http(p.addr(), "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n").status, 404);
     let post = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
