@@ -52,8 +52,8 @@ fn bucket(remote: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
+    use core::net::Ipv6Addr;
     use std::hash::BuildHasher;
-    use std::net::Ipv6Addr;
 
     use foldhash::fast::FixedState;
 
@@ -78,36 +78,17 @@ mod tests {
     #[test]
     fn chosen_colliding_addresses_spread_under_the_keyed_hasher() {
         let attack = colliding_prefixes(512);
-        let mut limit = RateLimit::new(50, &mut SeededEntropy::new(11));
+        let limit = RateLimit::new(50, &mut SeededEntropy::new(11));
         let keyed = limit.windows.hasher().clone();
         let mut buckets: Vec<u64> = attack.iter().map(|ip| keyed.hash_one(*ip) & MASK).collect();
         buckets.sort_unstable();
         buckets.dedup();
         // 512 random draws from 4,096 buckets give about 482 distinct ones; all 512 share one unkeyed.
         assert!(buckets.len() > 400, "keyed hasher left them in {} buckets", buckets.len());
-
-        // And the table still does its job for every one of them.
-        let t0 = Instant::now();
-        let started = std::time::Instant::now();
-        for round in 0..3 {
-            for ip in &attack {
-                assert!(limit.allow(t0, *ip), "round {round}: {ip} within its own limit");
-            }
-        }
-        eprintln!("3 x 512 chosen addresses through the keyed table: {:?}", started.elapsed());
-        assert_eq!(limit.windows.len(), 512);
-    }
-
-    #[test]
-    fn limit_per_window_and_ipv6_per_64() {
-        let mut limit = RateLimit::new(2, &mut SeededEntropy::new(1));
-        let t0 = Instant::now();
-        let a: IpAddr = "2001:db8::1".parse().unwrap();
-        let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        assert!(limit.allow(t0, a));
-        assert!(limit.allow(t0, b), "same /64, second of two");
-        assert!(!limit.allow(t0, a), "third from the /64");
-        assert!(limit.allow(t0 + Duration::from_secs(1), a), "a new window");
-        assert!(limit.allow(t0, "192.0.2.1".parse().unwrap()));
+        // That the table still admits each of them within its own limit is
+        // `tests/abuse.rs` `chosen_colliding_prefixes_each_get_their_own_limit`
+        // (through the Region, with the time a test feeds in); the per-window
+        // and per-/64 counting are `tests/spec_handshake.rs` `h429_*` and
+        // `tests/abuse.rs` `ipv6_flood_*`.
     }
 }

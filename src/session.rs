@@ -129,7 +129,7 @@ impl Session {
     pub(crate) fn deadline(&self, config: &Config) -> Option<Instant> {
         if let Some(stream) = &self.stream {
             // Nothing comes up a stream to time: heartbeats while attached, the resume window while not.
-            return Some(stream.detached_until.unwrap_or(stream.heartbeat_at));
+            return stream.detached_until.or(stream.heartbeat_at);
         }
         if self.paused {
             // Silence while paused is ours, not the client's; only a region message's grace runs.

@@ -48,8 +48,8 @@ pub(crate) struct Stream {
     replay_bytes: usize,
     /// No connection carries the stream; the session waits for a resume until then.
     pub(crate) detached_until: Option<Instant>,
-    /// When the next heartbeat is due (while attached).
-    pub(crate) heartbeat_at: Instant,
+    /// When the next heartbeat is due (while attached; see [`beat`](Stream::beat)).
+    pub(crate) heartbeat_at: Option<Instant>,
 }
 
 /// Every SSE session of the region by its token, and the tokens of the
@@ -97,15 +97,13 @@ impl Streams {
 pub(crate) struct Gap;
 
 impl Stream {
-    pub(crate) fn new(token: Key, now: Instant) -> Stream {
-        Stream {
-            token,
-            next: 1,
-            replay: VecDeque::new(),
-            replay_bytes: 0,
-            detached_until: None,
-            heartbeat_at: now + HEARTBEAT,
-        }
+    pub(crate) fn new(token: Key) -> Stream {
+        Stream { token, next: 1, replay: VecDeque::new(), replay_bytes: 0, detached_until: None, heartbeat_at: None }
+    }
+
+    /// The stream opened, resumed or sent a heartbeat at `now`: the next one is due an interval later.
+    pub(crate) fn beat(&mut self, now: Instant) {
+        self.heartbeat_at = Some(now + HEARTBEAT);
     }
 
     /// The response head and the first event, telling the client its send URL.
@@ -232,8 +230,7 @@ mod tests {
 
     #[test]
     fn events_and_ids() {
-        let now = Instant::now();
-        let mut s = Stream::new(token(), now);
+        let mut s = Stream::new(token());
         let opening = String::from_utf8(s.opening().to_vec()).unwrap();
         assert!(opening.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"));
         assert!(opening.ends_with(&format!(
@@ -255,7 +252,7 @@ mod tests {
 
     #[test]
     fn resume_memory_is_bounded_and_gaps_are_seen() {
-        let mut s = Stream::new(token(), Instant::now());
+        let mut s = Stream::new(token());
         for i in 0..10 {
             s.message(&[format!("m{i}").as_bytes()], 200);
         }

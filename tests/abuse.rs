@@ -119,6 +119,28 @@ fn ipv6_flood_spread_across_one_64_is_limited_as_one_address() {
     assert_eq!(handshake_from(&mut sim, other, &url).1, 101);
 }
 
+/// /64 prefixes chosen to share one bucket under foldhash's fixed (unkeyed)
+/// hasher, as an attacker could precompute against any fixed hash: the rate
+/// limit's table, keyed from the region's entropy, still gives each its own
+/// budget (the spread itself is `src/rate.rs`'s unit test).
+#[test]
+fn chosen_colliding_prefixes_each_get_their_own_limit() {
+    use std::hash::BuildHasher;
+    let unkeyed = foldhash::fast::FixedState::default();
+    let prefix = |p: u64| IpAddr::V6(Ipv6Addr::from(u128::from(p) << 64));
+    let target = unkeyed.hash_one(prefix(1)) & 0xfff;
+    let attack: Vec<IpAddr> =
+        (1u64..).map(prefix).filter(|ip| unkeyed.hash_one(*ip) & 0xfff == target).take(512).collect();
+    let (mut sim, _me, url) = one_url(Config::default());
+    for round in 0..3 {
+        for &ip in &attack {
+            let (conn, status) = handshake_from(&mut sim, ip, &url);
+            assert_eq!(status, 101, "round {round}: {ip} within its own limit");
+            sim.peer_closed(conn).unwrap();
+        }
+    }
+}
+
 // ------------------------------------------------------------------ a client that never reads
 
 #[test]

@@ -48,7 +48,8 @@ impl Region {
             return self.refuse(idx, Status::Unavailable);
         };
         let token = self.mint_key();
-        let stream = Stream::new(token, now);
+        let mut stream = Stream::new(token);
+        stream.beat(now);
         let opening = stream.opening();
         session.stream = Some(Box::new(stream));
         self.streams.insert(token, idx);
@@ -81,7 +82,7 @@ impl Region {
         }
         if let Some(st) = self.conns.session_mut(session).and_then(|s| s.stream.as_mut()) {
             st.detached_until = None;
-            st.heartbeat_at = now + sse::HEARTBEAT;
+            st.beat(now);
         }
         self.queue(session, sse::head());
         match missed {
@@ -124,7 +125,7 @@ impl Region {
             self.end_session(idx, Some((1006, "connection lost")));
             return self.close_now(idx);
         }
-        st.heartbeat_at = now + sse::HEARTBEAT;
+        st.beat(now);
         self.queue(idx, sse::heartbeat());
         self.arm(idx);
     }
