@@ -31,7 +31,7 @@ pub(crate) enum Kind {
     Head { deadline: Instant },
     /// An `Output::HttpRequest` is out; waiting for `Region::respond` until the deadline.
     Http { deadline: Instant },
-    /// An open session: a WebSocket, or a line client (its `Transport` says which).
+    /// An open session: a WebSocket, a line client or an event stream (its `Transport` says which).
     Session(Box<Session>),
     /// An HTTP-in request being read or answered (SPEC §8).
     HttpIn(Box<HttpIn>),
@@ -73,6 +73,14 @@ impl Conn {
         self.out_len = self.out_len.saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
         self.out.push_back(bytes);
         !std::mem::replace(&mut self.tx_notified, true)
+    }
+
+    /// Forgets the bytes held either way: they belonged to a connection that is gone.
+    fn drop_pending(&mut self) {
+        self.out.clear();
+        self.out_len = 0;
+        self.tx_notified = false;
+        self.inbuf.clear();
     }
 
     /// Bytes queued and not yet taken by the embedder.
@@ -308,10 +316,7 @@ impl Conns {
         let Some(c) = self.slots.get_mut(idx) else { return };
         self.ids.remove(&c.id);
         c.detached = true;
-        c.out.clear();
-        c.out_len = 0;
-        c.tx_notified = false;
-        c.inbuf.clear();
+        c.drop_pending();
     }
 
     /// A reconnect: the connection `new` (still reading its head) becomes the
@@ -330,10 +335,7 @@ impl Conns {
         c.id = fresh.id;
         c.remote = fresh.remote;
         c.detached = false;
-        c.out.clear();
-        c.out_len = 0;
-        c.tx_notified = false;
-        c.inbuf.clear();
+        c.drop_pending();
         self.ids.insert(fresh.id, session);
         old
     }

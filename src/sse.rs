@@ -171,11 +171,6 @@ pub(crate) fn head() -> Bytes {
     Bytes::from_static(HEAD.as_bytes())
 }
 
-/// The answer to a reconnect of a session that ended: 204 stops `EventSource` retrying.
-pub(crate) fn ended() -> Bytes {
-    Bytes::from_static(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-}
-
 /// A heartbeat comment.
 pub(crate) fn heartbeat() -> Bytes {
     Bytes::from_static(b": heartbeat\n\n")

@@ -31,11 +31,14 @@ pub(crate) struct HttpIn {
     pub(crate) phase: Phase,
     /// An `Output::PauseReading` is out.
     pub(crate) paused: bool,
-    /// In its script's waiting line for room.
-    pub(crate) waiting: bool,
 }
 
 impl HttpIn {
+    /// Whether it holds its request's event, waiting in its script's line for room.
+    pub(crate) fn holds_event(&self) -> bool {
+        matches!(self.phase, Phase::Waiting { held: Some(_), .. })
+    }
+
     pub(crate) fn deadline(&self) -> Instant {
         match &self.phase {
             Phase::Waiting { deadline, headers_until: Some(h), .. } => (*deadline).min(*h),

@@ -52,14 +52,8 @@ pub(crate) enum Parsed<'a> {
 /// from the start of the head, so the WebSocket handshake's header-value
 /// limit is never applied to one.
 pub(crate) fn is_http_in(buf: &[u8]) -> bool {
-    let Some(space) = buf.iter().take(16).position(|&b| b == b' ') else { return false };
-    let path = &buf[space + 1..];
-    let starts = |prefix: &str| {
-        let n = path.len().min(prefix.len());
-        n > 2 && path[..n] == prefix.as_bytes()[..n]
-    };
-    // `/lslhttp` is a prefix of both; a short path is decided once more arrives.
-    path.len() >= PREFIX.len() && (starts(PREFIX) || starts(SECURE_PREFIX))
+    // A request line cut short is decided again once more arrives.
+    is_under(buf, PREFIX) || is_under(buf, SECURE_PREFIX)
 }
 
 /// Whether the request line received so far targets a path under `prefix`.

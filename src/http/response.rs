@@ -34,6 +34,15 @@ pub(crate) fn render(status: i32, content_type: &str, body: &[u8], close: bool) 
     Bytes::from(out)
 }
 
+/// `204 No Content`, with `Connection: close` when the connection ends after it.
+pub(crate) fn no_content(close: bool) -> Bytes {
+    if close {
+        Bytes::from_static(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+    } else {
+        Bytes::from_static(b"HTTP/1.1 204 No Content\r\n\r\n")
+    }
+}
+
 /// One of the core's own answers (404, 405, 503, …), always closing the connection.
 pub(crate) fn refusal(status: u16) -> Bytes {
     let extra = match status {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::{Output, Region, ScriptInfo};
 use crate::conns::Kind;
 use crate::http::conn::{HttpIn, Phase};
-use crate::http::head::{self, Parsed};
+use crate::http::head::{self, Head, Parsed};
 use crate::http::{ContentType, HttpError, HttpMethod, body::Body, charset, response};
 use crate::index::{ConnIdx, ReqIdx};
 use crate::inflight::Request;
@@ -122,19 +122,35 @@ impl Region {
 
     // ------------------------------------------------------------ the wire
 
-    /// A request head on an HTTP-in URL, complete or not.
-    pub(super) fn http_head(&mut self, now: Instant, idx: ConnIdx, buf: Vec<u8>) {
-        let Some(c) = self.conns.get_mut(idx) else { return };
+    /// A complete request head for the core to answer (HTTP-in, a send URL),
+    /// past the head limit and the rate limit; `None` when it is incomplete
+    /// (kept) or was refused.
+    pub(super) fn request_head<'b>(&mut self, now: Instant, idx: ConnIdx, buf: &'b [u8]) -> Option<(Head<'b>, usize)> {
+        let c = self.conns.get_mut(idx)?;
         let remote = c.remote;
         c.served = true;
-        let (head, len) = match head::parse(&buf, &self.config) {
-            Parsed::Partial => return c.inbuf.set(&buf),
-            Parsed::Refused(status) => return self.http_refuse(idx, status),
+        let (head, len) = match head::parse(buf, &self.config) {
+            Parsed::Partial => {
+                c.inbuf.set(buf);
+                return None;
+            }
+            Parsed::Refused(status) => {
+                self.http_refuse(idx, status);
+                return None;
+            }
             Parsed::Complete(head, len) => (head, len),
         };
         if !self.rate.allow(now, remote) {
-            return self.http_refuse(idx, 429);
+            self.http_refuse(idx, 429);
+            return None;
         }
+        Some((head, len))
+    }
+
+    /// A request head on an HTTP-in URL, complete or not.
+    pub(super) fn http_head(&mut self, now: Instant, idx: ConnIdx, buf: Vec<u8>) {
+        let Some((head, len)) = self.request_head(now, idx, &buf) else { return };
+        let Some(remote) = self.conns.get(idx).map(|c| c.remote) else { return };
         let secure = head.target.starts_with(head::SECURE_PREFIX);
         let prefix = if secure { head::SECURE_PREFIX } else { head::PREFIX };
         let found = url::parse_target_under(head.target, prefix).and_then(|t| match self.urls.resolve(t.cap) {
@@ -187,8 +203,7 @@ impl Region {
         let charset = head.charset.map(Box::from);
         let deadline = now + self.config.handshake_timeout;
         let phase = Phase::Body { body, method, charset, deadline };
-        self.conns
-            .set_kind(idx, Kind::HttpIn(Box::new(HttpIn { req: Some(req), phase, paused: false, waiting: false })));
+        self.conns.set_kind(idx, Kind::HttpIn(Box::new(HttpIn { req: Some(req), phase, paused: false })));
         if let Some(c) = self.conns.get_mut(idx) {
             c.timer = None;
         }
@@ -254,7 +269,6 @@ impl Region {
         if self.queues.is_full(queue) {
             // Back-pressure as for a session: the event waits for room, reading stops.
             h.phase = Phase::Waiting { deadline, headers_until, held: Some(Box::new(event)) };
-            h.waiting = true;
             if !std::mem::replace(&mut h.paused, true) {
                 self.outputs.push_back(Output::PauseReading(id));
             }
@@ -271,14 +285,12 @@ impl Region {
     /// The script's queue has room for the event this connection holds.
     pub(super) fn http_resume(&mut self, idx: ConnIdx) {
         let Some(Kind::HttpIn(h)) = self.conns.get_mut(idx).map(|c| &mut c.kind) else { return };
-        h.waiting = false;
         let Phase::Waiting { held, .. } = &mut h.phase else { return };
         let Some(event) = held.take() else { return };
         let Some(r) = h.req.and_then(|req| self.inflight.get(req)) else { return };
         let (queue, url) = (r.queue, r.url);
         if self.queues.is_full(queue) {
             *held = Some(event);
-            h.waiting = true;
             self.queues.wait(queue, idx);
         } else {
             // Reading stays paused until the answer: further requests would only wait.

@@ -389,7 +389,7 @@ impl Region {
         while let Some(idx) = self.queues.next_waiting(queue) {
             match self.conns.get_mut(idx).map(|c| &mut c.kind) {
                 Some(Kind::Session(s)) if s.waiting_on == Some(queue) => s.waiting_on = None,
-                Some(Kind::HttpIn(h)) if h.waiting => {}
+                Some(Kind::HttpIn(h)) if h.holds_event() => {}
                 // It moved on to another queue, or is gone.
                 _ => continue,
             }

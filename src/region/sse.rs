@@ -11,7 +11,7 @@ use super::{Output, Region};
 use crate::conns::Kind;
 use crate::handshake::{Request, Status};
 use crate::http::conn::SsePost;
-use crate::http::head::{self, Framing, Parsed};
+use crate::http::head::Framing;
 use crate::http::{body::Body, response};
 use crate::index::ConnIdx;
 use crate::routing::Room;
@@ -38,7 +38,8 @@ impl Region {
                 return self.sse_resume(now, idx, session, seen);
             }
             if self.streams.has_ended(token) {
-                self.queue(idx, sse::ended());
+                // A non-200 answer is what stops `EventSource` retrying.
+                self.queue(idx, response::no_content(true));
                 return self.close_now(idx);
             }
             // An unknown id: a new session.
@@ -135,24 +136,14 @@ impl Region {
     /// A request head for a send URL (`/lslsse/{token}/`), complete or not:
     /// `POST` one message, or `DELETE` to close the session (1000).
     pub(super) fn sse_post_head(&mut self, now: Instant, idx: ConnIdx, buf: Vec<u8>) {
-        let Some(c) = self.conns.get_mut(idx) else { return };
-        let remote = c.remote;
-        c.served = true;
-        let (head, len) = match head::parse(&buf, &self.config) {
-            Parsed::Partial => return c.inbuf.set(&buf),
-            Parsed::Refused(status) => return self.http_refuse(idx, status),
-            Parsed::Complete(head, len) => (head, len),
-        };
-        if !self.rate.allow(now, remote) {
-            return self.http_refuse(idx, 429);
-        }
+        let Some((head, len)) = self.request_head(now, idx, &buf) else { return };
         let token = head.target.strip_prefix(sse::SEND_PREFIX).and_then(|t| t.split(['/', '?']).next());
         let Some(session) = token.and_then(|t| t.parse().ok()).and_then(|t| self.streams.get(t)) else {
             return self.http_refuse(idx, 404);
         };
         if head.method == "DELETE" {
             // The client's close (an `EventSource` cannot say goodbye on its own).
-            self.queue(idx, Bytes::from_static(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"));
+            self.queue(idx, response::no_content(true));
             self.close_now(idx);
             let close = self.close_message(session, 1000, "");
             self.queue(session, close);
@@ -210,12 +201,10 @@ impl Region {
             return;
         };
         let status = self.sse_deliver(post.session, post.body.into_kept());
-        let answer = match status {
-            204 if post.close => Bytes::from_static(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"),
-            204 => Bytes::from_static(b"HTTP/1.1 204 No Content\r\n\r\n"),
-            status => return self.http_refuse(idx, status),
-        };
-        self.queue(idx, answer);
+        if status != 204 {
+            return self.http_refuse(idx, status);
+        }
+        self.queue(idx, response::no_content(post.close));
         if post.close {
             return self.close_now(idx);
         }
