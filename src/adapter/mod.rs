@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`std`] | `std` | blocking `std::net`: the caller's thread owns the region, two threads per connection |
 //! | [`tokio`] | `tokio` | one task owns the region, one task per connection; thousands of connections |
+//! | [`mio`] | `mio` | one thread owns the region and every socket (epoll): no task or hop per message; the fast path for a thread per region |
 //!
 //! Both share the [`Handler`] trait (where script logic runs), the
 //! [`OsEntropy`] source, and the same command model: a `Handle` sends closures
@@ -34,6 +35,8 @@ use crate::region::Region;
 use crate::script::Event;
 use crate::session::ConnectionId;
 
+#[cfg(feature = "mio")]
+pub mod mio;
 #[cfg(feature = "std")]
 pub mod std;
 mod table;
