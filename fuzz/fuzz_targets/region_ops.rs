@@ -11,6 +11,14 @@
 //! - handshakes to revoked URLs get 404 (or 429), to live ones 101/503/429;
 //! - every byte after each 101 parses as valid server frames, and region
 //!   endpoint text frames as server envelopes;
+//! - the same session invariants hold for line clients (SPEC §13) and event
+//!   streams (SPEC §14) of the same URLs: a dead URL gets `\error 404` or
+//!   404, a live one no refusal but 429/503;
+//! - HTTP-in (SPEC §8): no `http_request` of a revoked URL or to a script
+//!   that does not own it; `llHTTPResponse` is `Ok` at most once per
+//!   request and never for a revoked one; every request is answered exactly
+//!   once on its connection (by the script, the timeout or the revocation),
+//!   unless its client left first;
 //! - nothing panics and timers always advance.
 #![no_main]
 
@@ -21,8 +29,8 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use lsl_websocket::{
-    Cause, CloseError, Config, ConnectionId, EventKind, Input, Key, Output, Region, Scope, ScriptInfo, SeededEntropy,
-    SendError, WebsocketRequest,
+    Cause, CloseError, Config, ConnectionId, EventKind, HttpError, HttpMethod, Input, Key, Output, Region, Scope,
+    ScriptInfo, SeededEntropy, SendError, WebsocketRequest,
 };
 use lsl_websocket_fuzz::{Answer, WireChecker, client_frame, path_of, upgrade_head};
 
@@ -85,30 +93,119 @@ enum Kind {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    RequestObject { s: u8, secure: bool, max: Option<u16> },
-    RequestRegion { s: u8, d: u8, secure: bool, max: Option<u16> },
-    Release { s: u8, url: u8 },
-    ReleaseDomain { s: u8, d: u8 },
-    Send { s: u8, k: u8, text: Txt },
-    Broadcast { s: u8, d: u8, text: Txt },
-    Close { s: u8, k: u8, code: u16, reason: u8 },
-    Header { s: u8, k: u8, name: u8 },
-    Free { s: u8 },
-    Drain { s: u8, n: u8 },
-    Reset { s: u8 },
-    Removed { s: u8 },
-    Rezzed { o: u8 },
-    ChangedRegion { o: u8 },
-    OwnerChanged { o: u8 },
-    ObjectRemoved { o: u8 },
+    RequestObject {
+        s: u8,
+        secure: bool,
+        max: Option<u16>,
+    },
+    RequestRegion {
+        s: u8,
+        d: u8,
+        secure: bool,
+        max: Option<u16>,
+    },
+    Release {
+        s: u8,
+        url: u8,
+    },
+    ReleaseDomain {
+        s: u8,
+        d: u8,
+    },
+    Send {
+        s: u8,
+        k: u8,
+        text: Txt,
+    },
+    Broadcast {
+        s: u8,
+        d: u8,
+        text: Txt,
+    },
+    Close {
+        s: u8,
+        k: u8,
+        code: u16,
+        reason: u8,
+    },
+    Header {
+        s: u8,
+        k: u8,
+        name: u8,
+    },
+    Free {
+        s: u8,
+    },
+    Drain {
+        s: u8,
+        n: u8,
+    },
+    Reset {
+        s: u8,
+    },
+    Removed {
+        s: u8,
+    },
+    Rezzed {
+        o: u8,
+    },
+    ChangedRegion {
+        o: u8,
+    },
+    OwnerChanged {
+        o: u8,
+    },
+    ObjectRemoved {
+        o: u8,
+    },
     Restart,
-    Connect { url: u8, remote: u8, split: Option<u8> },
-    Raw { c: u8, bytes: Vec<u8> },
-    Frame { c: u8, kind: Kind, split: Option<u8>, mask: u32 },
-    PeerClosed { c: u8 },
-    Hold { c: u8, hold: bool },
-    Advance { ms: u16 },
-    AdvanceSecs { s: u8 },
+    Connect {
+        url: u8,
+        remote: u8,
+        split: Option<u8>,
+        via: u8,
+    },
+    /// `drain`: the script runs at once (and sees the grant).
+    RequestHttp {
+        s: u8,
+        drain: bool,
+    },
+    ReleaseHttp {
+        s: u8,
+        url: u8,
+    },
+    HttpConnect {
+        url: u8,
+        remote: u8,
+        body: u8,
+    },
+    HttpAnswer {
+        k: u8,
+        status: u16,
+    },
+    Raw {
+        c: u8,
+        bytes: Vec<u8>,
+    },
+    Frame {
+        c: u8,
+        kind: Kind,
+        split: Option<u8>,
+        mask: u32,
+    },
+    PeerClosed {
+        c: u8,
+    },
+    Hold {
+        c: u8,
+        hold: bool,
+    },
+    Advance {
+        ms: u16,
+    },
+    AdvanceSecs {
+        s: u8,
+    },
 }
 
 /// A lifecycle step, for deciding which grants it revoked.
@@ -144,10 +241,22 @@ struct Grant {
     url: String,
 }
 
+/// How a client speaks to its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    WebSocket,
+    Lines,
+    Sse,
+    /// One HTTP-in request (`Connection: close`).
+    Http,
+}
+
 #[derive(Debug)]
 enum Target {
     /// Index into `grants`.
     Object(usize),
+    /// Index into `http_grants`.
+    Http(usize),
     /// A region endpoint URL, and whether it was live at connect time.
     Region,
     Nowhere,
@@ -156,6 +265,11 @@ enum Target {
 struct Client {
     conn: ConnectionId,
     target: Target,
+    via: Via,
+    /// What a client that is not a WebSocket received.
+    raw: Vec<u8>,
+    /// HTTP-in: its request became an event; gone: its client left before the answer.
+    http_event: bool,
     wire: WireChecker,
     hold: bool,
     paused: bool,
@@ -183,6 +297,12 @@ struct State {
     closed_keys: HashSet<(usize, Key)>,
     /// Per script and domain: the latest region grant seen in its event stream.
     stream_grant: HashMap<(usize, usize), Key>,
+    /// HTTP-in URLs granted, as object grants.
+    http_grants: Vec<Grant>,
+    /// HTTP-in requests seen as events and not yet answered `Ok`: (script, id, client).
+    http_pending: Vec<(usize, Key, usize)>,
+    /// HTTP-in requests answered `Ok` by a script.
+    http_answered: HashSet<Key>,
 }
 
 fn key(tag: u8, n: usize) -> Key {
@@ -236,6 +356,9 @@ impl State {
             key_pool: vec![key(0xee, 0)],
             closed_keys: HashSet::new(),
             stream_grant: HashMap::new(),
+            http_grants: Vec::new(),
+            http_pending: Vec::new(),
+            http_answered: HashSet::new(),
         }
     }
 
@@ -261,6 +384,10 @@ impl State {
 
     fn grant_revoked(&self, g: usize) -> bool {
         self.revoked(&self.grants[g].request, &self.grants[g].url)
+    }
+
+    fn http_revoked(&self, g: usize) -> bool {
+        self.revoked(&self.http_grants[g].request, &self.http_grants[g].url)
     }
 
     fn lifecycle(&mut self, l: Life) {
@@ -343,7 +470,10 @@ impl State {
     fn take(&mut self, c: usize) {
         let conn = self.clients[c].conn;
         while let Some(bytes) = self.region.poll_transmit(conn) {
-            self.clients[c].wire.feed(&bytes);
+            match self.clients[c].via {
+                Via::WebSocket => self.clients[c].wire.feed(&bytes),
+                _ => self.clients[c].raw.extend_from_slice(&bytes),
+            }
         }
     }
 
@@ -355,6 +485,31 @@ impl State {
             let Some(e) = self.region.poll_event(script) else { break };
             self.pump();
             match e.kind {
+                EventKind::Http(HttpMethod::UrlRequestGranted | HttpMethod::UrlRequestDenied) => {
+                    let r = self.requests.get(&e.id).expect("an answer to an HTTP-in request we made");
+                    assert_eq!(r.s, s, "an answer to another script's request");
+                    if e.kind == EventKind::Http(HttpMethod::UrlRequestDenied) {
+                        assert!(matches!(&*e.data, "budget" | "no-secure" | "too-many"), "{e:?}");
+                        continue;
+                    }
+                    assert!(!self.revoked(&e.id, &e.data), "URL_REQUEST_GRANTED of a revoked URL: {e:?}");
+                    self.http_grants.push(Grant { request: e.id, url: e.data.to_string() });
+                }
+                EventKind::Http(_) => {
+                    // The body names the client (headers are gone once its client left).
+                    let c: usize = e
+                        .data
+                        .strip_prefix('c')
+                        .and_then(|b| b.split(':').next()?.parse().ok())
+                        .expect("a body we sent");
+                    let Target::Http(g) = self.clients[c].target else { panic!("http_request for client {c}") };
+                    let owner = self.requests[&self.http_grants[g].request].s;
+                    assert_eq!(owner, s, "an http_request to a script that does not own the URL: {e:?}");
+                    assert!(!self.http_revoked(g), "an http_request of a revoked URL: {e:?}");
+                    assert!(!self.clients[c].http_event, "two http_request events for one request");
+                    self.clients[c].http_event = true;
+                    self.http_pending.push((s, e.id, c));
+                }
                 EventKind::UrlGranted | EventKind::UrlDenied => {
                     let r = self.requests.get(&e.id).expect("an answer to a request we made");
                     assert_eq!(r.s, s, "an answer to another script's request");
@@ -468,10 +623,9 @@ impl State {
         self.pump();
     }
 
-    fn connect(&mut self, url: u8, remote: u8, split: Option<u8>) {
+    fn connect(&mut self, url: u8, remote: u8, split: Option<u8>, via: u8) {
         let n_targets = self.grants.len() + self.endpoints.len() + 1;
         let pick = usize::from(url) % n_targets;
-        let c = self.clients.len();
         let (target, path, expect_live) = if pick < self.grants.len() {
             (Target::Object(pick), path_of(&self.grants[pick].url).to_string(), !self.grant_revoked(pick))
         } else if pick < self.grants.len() + self.endpoints.len() {
@@ -480,11 +634,44 @@ impl State {
         } else {
             (Target::Nowhere, "/lslws/00000000-0000-4000-8000-000000000000/".to_string(), false)
         };
-        let region_wire = matches!(target, Target::Region);
+        // The region endpoint is reached by WebSocket only here (its envelope is checked on frames).
+        let via = match (via % 3, &target) {
+            (_, Target::Region) | (0, _) => Via::WebSocket,
+            (1, _) => Via::Lines,
+            _ => Via::Sse,
+        };
+        let c = self.open(target, via, remote);
+        let target = format!("{path}c{c}");
+        let head = match via {
+            Via::WebSocket => upgrade_head(&target),
+            Via::Lines => format!("{target}\n").into_bytes(),
+            _ => format!("GET {target} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").into_bytes(),
+        };
+        let cut = split.map_or(head.len(), |p| usize::from(p).min(head.len()));
+        self.feed(c, &head[..cut]);
+        self.feed(c, &head[cut..]);
+        self.take(c);
+        match (via, self.answer(c)) {
+            (Via::WebSocket, Some(101)) | (Via::Sse, Some(200)) | (Via::Lines, None) => {
+                assert!(expect_live, "{via:?} opened on a revoked or unknown URL")
+            }
+            (_, Some(status)) if expect_live => assert!(matches!(status, 429 | 503), "{status} on a live URL"),
+            (_, Some(status)) => assert!(matches!(status, 404 | 429), "{status} on a dead URL, not 404"),
+            (_, None) => panic!("a complete {via:?} head on a dead URL left unanswered"),
+        }
+    }
+
+    /// A new connection from one of a few addresses; its client index.
+    fn open(&mut self, target: Target, via: Via, remote: u8) -> usize {
+        let c = self.clients.len();
         let conn = ConnectionId(c as u64);
+        let region_wire = matches!(target, Target::Region);
         self.clients.push(Client {
             conn,
             target,
+            via,
+            raw: Vec::new(),
+            http_event: false,
             wire: WireChecker::new(region_wire),
             hold: false,
             paused: false,
@@ -497,15 +684,73 @@ impl State {
             r => format!("2001:db8::{r}:{remote}").parse().unwrap(),
         };
         self.region.handle_input(self.now, Input::Accepted { conn, remote }).unwrap();
-        let head = upgrade_head(&format!("{path}c{c}"));
-        let cut = split.map_or(head.len(), |p| usize::from(p).min(head.len()));
-        self.feed(c, &head[..cut]);
-        self.feed(c, &head[cut..]);
-        match self.clients[c].wire.answer {
-            Answer::Open => assert!(expect_live, "101 on a revoked or unknown URL"),
-            Answer::Refused(status) if expect_live => assert!(matches!(status, 429 | 503), "{status} on a live URL"),
-            Answer::Refused(status) => assert!(matches!(status, 404 | 429), "{status} on a dead URL, not 404"),
-            Answer::Nothing => panic!("a complete handshake left unanswered"),
+        c
+    }
+
+    /// The first answer on a connection: an HTTP status, `\error`'s status
+    /// for a line client, `None` for nothing yet.
+    fn answer(&self, c: usize) -> Option<u16> {
+        let client = &self.clients[c];
+        match client.via {
+            Via::WebSocket => match client.wire.answer {
+                Answer::Open => Some(101),
+                Answer::Refused(status) => Some(status),
+                Answer::Nothing => None,
+            },
+            Via::Lines => {
+                let line = client.raw.split(|&b| b == b'\n').next().filter(|_| client.raw.contains(&b'\n'))?;
+                let line = std::str::from_utf8(line).expect("server lines are UTF-8");
+                let status = line.strip_prefix("\\error ")?;
+                Some(status.split(' ').next().and_then(|n| n.parse().ok()).expect("\\error <status> <reason>"))
+            }
+            Via::Sse | Via::Http => http_statuses(&client.raw).first().copied(),
+        }
+    }
+
+    /// An HTTP-in request (path info names the client) to a granted,
+    /// revoked or unknown HTTP-in URL.
+    fn http_connect(&mut self, url: u8, remote: u8, body: u8) {
+        let pick = usize::from(url) % (self.http_grants.len() + 1);
+        let (target, path, expect_live) = match self.http_grants.get(pick) {
+            Some(g) => (Target::Http(pick), path_of(&g.url).to_string(), !self.http_revoked(pick)),
+            None => (Target::Nowhere, "/lslhttp/00000000-0000-4000-8000-000000000000/".to_string(), false),
+        };
+        let c = self.open(target, Via::Http, remote);
+        let body = format!("c{c}:{}", "b".repeat(usize::from(body) % 40));
+        let head = format!(
+            "POST {path}c{c} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.feed(c, head.as_bytes());
+        self.take(c);
+        match self.answer(c) {
+            None => assert!(expect_live, "a request to a dead HTTP-in URL left unanswered"),
+            Some(status) if expect_live => assert!(matches!(status, 429 | 503), "{status} at once on a live URL"),
+            Some(status) => assert!(matches!(status, 404 | 429), "{status} on a dead HTTP-in URL, not 404"),
+        }
+    }
+
+    /// A script answers one of the requests it has seen.
+    fn http_answer(&mut self, k: u8, status: u16) {
+        if self.http_pending.is_empty() {
+            return;
+        }
+        let i = usize::from(k) % self.http_pending.len();
+        let (s, id, c) = self.http_pending[i];
+        let Target::Http(g) = self.clients[c].target else { unreachable!() };
+        let status = 200 + i32::from(status % 400);
+        let result = self.region.http_response(self.now, self.scripts[s].script, id, status, "ok");
+        match result {
+            Ok(()) => {
+                assert!(!self.http_revoked(g), "llHTTPResponse Ok for a request of a revoked URL");
+                assert!(self.http_answered.insert(id), "llHTTPResponse Ok twice for one request");
+                self.http_pending.swap_remove(i);
+            }
+            Err(HttpError::Revoked) => assert!(self.http_revoked(g), "Revoked for a request of a live URL"),
+            Err(HttpError::ClientGone | HttpError::Expired) => {
+                self.http_pending.swap_remove(i);
+            }
+            Err(e) => panic!("{e:?} answering a request the script was given"),
         }
     }
 
@@ -663,11 +908,36 @@ impl State {
                 self.pump();
                 self.endpoints.push(self.region.region_url());
             }
-            Op::Connect { url, remote, split } => {
+            Op::Connect { url, remote, split, via } => {
                 if self.clients.len() < 64 {
-                    self.connect(*url, *remote, *split);
+                    self.connect(*url, *remote, *split, *via);
                 }
             }
+            Op::RequestHttp { s, drain } => {
+                let s = s_of(s);
+                let k = self.region.request_url(self.info(s));
+                self.requests.insert(k, Request { at: self.step, s, o: SCRIPT_OBJECT[s], domain: None });
+                if *drain {
+                    self.pump();
+                    self.drain(s, usize::MAX);
+                }
+            }
+            Op::ReleaseHttp { s, url } => {
+                let s = s_of(s);
+                let Some(url) =
+                    self.http_grants.get(usize::from(*url) % self.http_grants.len().max(1)).map(|g| g.url.clone())
+                else {
+                    return;
+                };
+                self.lifecycle(Life::Url { s, url: url.clone(), endpoint: false });
+                let _ = self.region.release_url(now, self.scripts[s].script, &url);
+            }
+            Op::HttpConnect { url, remote, body } => {
+                if self.clients.len() < 64 {
+                    self.http_connect(*url, *remote, *body);
+                }
+            }
+            Op::HttpAnswer { k, status } => self.http_answer(*k, *status),
             Op::Raw { c, bytes } => {
                 if let Some(c) = self.pick_client(*c) {
                     self.feed(c, bytes);
@@ -710,6 +980,25 @@ impl State {
         for s in 0..SCRIPT_OBJECT.len() {
             self.drain(s, usize::MAX);
         }
+        // Scripts answer what they hold; the timeout answers what they do not.
+        for k in 0..self.http_pending.len() {
+            self.http_answer(k as u8, 0);
+        }
+        self.advance(Duration::from_secs(30));
+        for c in 0..self.clients.len() {
+            if self.clients[c].via != Via::Http {
+                continue;
+            }
+            self.clients[c].hold = false;
+            self.take(c);
+            let answers = http_statuses(&self.clients[c].raw).len();
+            let client = &self.clients[c];
+            if client.gone {
+                assert!(answers <= 1, "{answers} answers to one request");
+            } else {
+                assert_eq!(answers, 1, "client {c}: a request answered {answers} times");
+            }
+        }
         for c in 0..self.clients.len() {
             self.clients[c].hold = false;
             self.take(c);
@@ -728,6 +1017,35 @@ impl State {
     }
 }
 
+/// The statuses of the whole HTTP responses in `bytes`, in order (an SSE
+/// stream's body is not parsed).
+fn http_statuses(mut bytes: &[u8]) -> Vec<u16> {
+    let mut out = Vec::new();
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut r = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(len)) = r.parse(bytes) else { return out };
+        let status = r.code.expect("a status");
+        out.push(status);
+        let body: usize = r
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+            .unwrap_or(usize::MAX);
+        if (100..200).contains(&status) {
+            bytes = &bytes[len..];
+            out.pop();
+            continue;
+        }
+        let Some(rest) = bytes.get(len..).and_then(|b| b.get(body.min(b.len())..)) else { return out };
+        if body == usize::MAX {
+            return out;
+        }
+        bytes = rest;
+    }
+}
+
 fuzz_target!(|scenario: Scenario| {
     let mut state = State::new(scenario.small);
     for op in scenario.ops.iter().take(400) {
@@ -737,7 +1055,16 @@ fuzz_target!(|scenario: Scenario| {
     if std::env::var_os("REGION_OPS_DEBUG").is_some() {
         eprintln!("{scenario:#?}");
         for (i, c) in state.clients.iter().enumerate() {
-            eprintln!("client {i}: {:?} {:?} frames={} closed={}", c.target, c.wire.answer, c.wire.frames, c.closed);
+            eprintln!(
+                "client {i}: {:?} {:?} {:?} frames={} closed={} http_event={} raw={}",
+                c.via,
+                c.target,
+                c.wire.answer,
+                c.wire.frames,
+                c.closed,
+                c.http_event,
+                c.raw.len()
+            );
         }
         eprintln!("grants={} keys={} closed_keys={}", state.grants.len(), state.keys.len(), state.closed_keys.len());
     }
