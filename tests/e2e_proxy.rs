@@ -220,3 +220,162 @@ fn untrusted_proxy_is_one_rate_bucket() {
     });
     assert_eq!(refused, Some(429), "B shares the proxy's bucket");
 }
+
+/// Two simulator hosts, each with its own public name, behind one nginx
+/// that routes by host name: the documented server block once per host.
+fn two_hosts(front: SocketAddr, tls_front: SocketAddr, hosts: &[(&str, &Sim)], certs: &TempDir) -> Front {
+    let names: Vec<&str> = hosts.iter().map(|(n, _)| *n).collect();
+    let (cert, key) = cert(certs, &names);
+    let mut http = String::new();
+    for (i, (name, sim)) in hosts.iter().enumerate() {
+        let text = documented(
+            "nginx/lsl-websocket.conf",
+            &[
+                ("LISTEN", &front.to_string()),
+                ("TLS_LISTEN", &tls_front.to_string()),
+                ("SERVER_NAME", name),
+                ("SIMULATOR", &sim.addr.to_string()),
+                ("CERT", &cert),
+                ("KEY", &key),
+            ],
+        );
+        // The map once, then one server block per host.
+        let at = text.find("\nserver {").expect("a server block");
+        http.push_str(if i == 0 { &text } else { &text[at..] });
+    }
+    fronts::nginx(&http, "", &[front, tls_front])
+}
+
+/// A URL of `sim` (serving `host`) as clients see it: naming the front.
+fn public(sim: &Sim, label: &str, host: &str, front: SocketAddr) -> String {
+    let url = sim.url(label);
+    let public = format!("{host}:{}", front.port());
+    if HAS_AUTHORITY {
+        assert!(url.contains(&format!("://{public}/")), "{url} names {public}");
+        url
+    } else {
+        url.replace(&sim.addr.to_string(), &public)
+    }
+}
+
+/// The same URL asked of the other host (same path, other name).
+fn on_host(url: &str, from: &str, to: &str) -> String {
+    url.replacen(&format!("://{from}:"), &format!("://{to}:"), 1)
+}
+
+#[test]
+fn two_hosts_by_name_and_a_crossing_revokes() {
+    let (front, tls_front) = (free_port(PROXY), free_port(PROXY));
+    let start = |bind: &str, host: &str| {
+        let authority = format!("{host}:{}", front.port());
+        let mut args = vec!["--bind".to_string(), format!("{bind}:0"), "--trusted-proxy".into(), "127.0.0.1/32".into()];
+        if HAS_AUTHORITY {
+            args.extend(["--authority".to_string(), authority]);
+        }
+        Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (mut sim1, mut sim2) = (start(CLIENT_A, "sim1.test"), start(CLIENT_B, "sim2.test"));
+    assert_eq!((sim1.addr.ip(), sim2.addr.ip()), (ip(CLIENT_A), ip(CLIENT_B)));
+    let certs = TempDir::new("certs");
+    let _nginx = two_hosts(front, tls_front, &[("sim1.test", &sim1), ("sim2.test", &sim2)], &certs);
+
+    let (old, old_http) =
+        (public(&sim1, "object-url", "sim1.test", front), public(&sim1, "http-url", "sim1.test", front));
+    let mut session = ws_echo(ip(CLIENT_A), front, &old, "on sim1");
+    assert_eq!(header_seen(ip(CLIENT_A), front, &old_http, "x-remote-ip", &[]), CLIENT_A);
+    // nginx sends each name to its own host: sim2 never minted this capability.
+    assert_eq!(ws(ip(CLIENT_A), front, &on_host(&old, "sim1.test", "sim2.test")).err(), Some(404));
+
+    // The object leaves sim1 for sim2.
+    sim1.command("region-change");
+    assert_eq!(recv_close(&mut session), (1001, "region change".to_string()));
+    assert_eq!(ws(ip(CLIENT_A), front, &old).err(), Some(404), "old URL through nginx");
+    assert_eq!(curl_from(ip(CLIENT_A), front, &old_http, &[]).status, 404, "old HTTP-in URL through nginx");
+
+    // It arrives on sim2 and its script asks for URLs there.
+    sim2.command("rez");
+    let (new, new_http) =
+        (public(&sim2, "object-url", "sim2.test", front), public(&sim2, "http-url", "sim2.test", front));
+    ws_echo(ip(CLIENT_B), front, &new, "on sim2");
+    let answer = curl_from(ip(CLIENT_B), front, &new_http, &["--data-binary", "crossed"]);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "crossed"));
+    assert_eq!(header_seen(ip(CLIENT_B), front, &new_http, "x-remote-ip", &[]), CLIENT_B);
+    assert_eq!(ws(ip(CLIENT_B), front, &on_host(&new, "sim2.test", "sim1.test")).err(), Some(404));
+    eprintln!("sim1 {old} (revoked) → sim2 {new}");
+}
+
+/// `echo_server` with a listener that expects a PROXY header (and trusts
+/// 127.0.0.1 to send it), plus its plain one.
+fn proxy_sim(front: SocketAddr) -> (Sim, SocketAddr) {
+    let proxied = free_port(PROXY);
+    let (authority, proxied_s) = (front.to_string(), proxied.to_string());
+    let mut args = vec!["--bind", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1/32", "--proxy-bind", &proxied_s];
+    if HAS_AUTHORITY {
+        args.extend(["--authority", &authority]);
+    }
+    (Sim::start(&args), proxied)
+}
+
+/// WebSocket, HTTP-in and SSE through a TCP proxy that sends PROXY
+/// headers; the simulator reports the client's address, and a connection
+/// straight to the PROXY listener without a header is closed unanswered.
+fn through_tcp_proxy(sim: &Sim, proxied: SocketAddr, front: SocketAddr, public: impl Fn(&str) -> String) {
+    let (object, http) = (public("object-url"), public("http-url"));
+    ws_echo(ip(CLIENT_A), front, &object, "behind a PROXY header");
+    assert_eq!(header_seen(ip(CLIENT_A), front, &http, "x-remote-ip", &[]), CLIENT_A);
+    assert_eq!(header_seen(ip(CLIENT_B), front, &http, "x-remote-ip", &[]), CLIENT_B);
+    let answer = curl_from(ip(CLIENT_B), front, &http, &["--data-binary", "proxied body"]);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "proxied body"));
+    let (status, sse) = Sse::open(ip(CLIENT_B), front, &object);
+    assert_eq!(status, 200);
+    let mut sse = sse.unwrap();
+    let send = format!("http://{front}{}", sse.send);
+    assert_eq!(curl_from(ip(CLIENT_B), front, &send, &["--data-binary", "sse via PROXY"]).status, 204);
+    assert_eq!(sse.message(), "sse via PROXY");
+    // The PROXY listener takes no request without its header.
+    let path = from::parts(&http).1.to_string();
+    let mut raw = from::tcp(ip(CLIENT_A), proxied);
+    std::io::Write::write_all(&mut raw, format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut raw, &mut got);
+    assert!(got.is_empty(), "answered without a PROXY header: {:?}", String::from_utf8_lossy(&got));
+    let _ = sim;
+}
+
+/// nginx's stream module sends PROXY v1 (`proxy_protocol on;`).
+#[test]
+fn nginx_stream_proxy_protocol_v1() {
+    let front = free_port(PROXY);
+    let (sim, proxied) = proxy_sim(front);
+    let stream = documented(
+        "nginx/lsl-websocket-stream.conf",
+        &[("LISTEN", &front.to_string()), ("SIMULATOR", &proxied.to_string())],
+    );
+    let mut nginx = fronts::nginx("", &stream, &[front]);
+    through_tcp_proxy(&sim, proxied, front, |label| at_front(&sim, label, front));
+    nginx.assert_running();
+}
+
+/// HAProxy in TCP mode sends PROXY v2 (`send-proxy-v2`).
+#[test]
+fn haproxy_proxy_protocol_v2() {
+    eprintln!("{}", fronts::haproxy_version());
+    let front = free_port(PROXY);
+    let (sim, proxied) = proxy_sim(front);
+    let config =
+        documented("haproxy/lsl-websocket.cfg", &[("BIND", &front.to_string()), ("SIMULATOR", &proxied.to_string())]);
+    let mut haproxy = fronts::haproxy(&config, &[front]);
+    through_tcp_proxy(&sim, proxied, front, |label| at_front(&sim, label, front));
+    haproxy.assert_running();
+}
+
+/// A URL of `sim` naming `front` (its --authority).
+fn at_front(sim: &Sim, label: &str, front: SocketAddr) -> String {
+    let url = sim.url(label);
+    if HAS_AUTHORITY {
+        assert!(url.contains(&format!("://{front}/")), "{url} names {front}");
+        url
+    } else {
+        url.replace(&sim.addr.to_string(), &front.to_string())
+    }
+}
