@@ -58,6 +58,8 @@ struct Behind {
     /// nginx's plain and TLS listeners.
     front: SocketAddr,
     tls_front: SocketAddr,
+    /// The certificate nginx serves (its own CA: self-signed), a PEM file.
+    cert: String,
     _certs: TempDir,
 }
 
@@ -87,7 +89,8 @@ impl Behind {
             ],
         );
         let nginx = fronts::nginx(&http, "", &[front, tls_front]);
-        let behind = Behind { sim, nginx, front, tls_front, _certs: certs };
+        let cert = cert.clone();
+        let behind = Behind { sim, nginx, front, tls_front, cert, _certs: certs };
         assert!(behind.url("object-url").contains(&format!("://{front}/")), "URLs name the front");
         behind
     }
@@ -124,6 +127,27 @@ fn nginx_passes_websocket_http_in_and_sse() {
         assert_eq!(sse.message(), text);
     }
     b.nginx.assert_running();
+}
+
+/// nginx ends TLS on its TLS listener and passes plain HTTP on; the
+/// client (curl trusting nginx's certificate) still shows as itself.
+#[test]
+fn nginx_terminates_tls() {
+    let b = Behind::start(&["--trusted-proxy", "127.0.0.1/32"]);
+    let cap_path = from::parts(&b.url("http-url")).1.to_string();
+    let https = format!("https://sim.test:{}{cap_path}", b.tls_front.port());
+    let tls = ["--cacert", b.cert.as_str()];
+    let mut args = tls.to_vec();
+    args.extend(["--data-binary", "over TLS"]);
+    let answer = curl_from(ip(CLIENT_A), b.tls_front, &https, &args);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "over TLS"), "{}", answer.head);
+    assert_eq!(header_seen(ip(CLIENT_B), b.tls_front, &https, "x-remote-ip", &tls), CLIENT_B);
+    // Without trusting the certificate curl refuses: TLS really is on.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "--resolve", &format!("sim.test:{}:127.0.0.1", b.tls_front.port()), &https])
+        .output()
+        .expect("run curl");
+    assert_eq!(out.status.code(), Some(60), "curl without --cacert: certificate not trusted");
 }
 
 /// Every stdin command revokes the URLs as SPEC §4 says, seen through nginx.
