@@ -403,3 +403,23 @@ fn at_front(sim: &Sim, label: &str, front: SocketAddr) -> String {
         url.replace(&sim.addr.to_string(), &front.to_string())
     }
 }
+
+/// docs/deploy.md shows the configs these tests run: each block marked
+/// `<!-- file: NAME -->` is docs/NAME byte for byte.
+#[test]
+fn docs_show_the_tested_configs() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let guide = std::fs::read_to_string(docs.join("deploy.md")).expect("read docs/deploy.md");
+    let mut shown = Vec::new();
+    let mut lines = guide.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("<!-- file: ").and_then(|l| l.strip_suffix(" -->")) else { continue };
+        assert!(lines.next().is_some_and(|l| l.starts_with("```")), "a code block after the {name} marker");
+        let block: String = lines.by_ref().take_while(|l| *l != "```").map(|l| format!("{l}\n")).collect();
+        let file = std::fs::read_to_string(docs.join(name)).unwrap_or_else(|e| panic!("read docs/{name}: {e}"));
+        assert_eq!(block, file, "docs/deploy.md's copy of docs/{name} differs from the file");
+        shown.push(name.to_string());
+    }
+    shown.sort();
+    assert_eq!(shown, ["haproxy/lsl-websocket.cfg", "nginx/lsl-websocket-stream.conf", "nginx/lsl-websocket.conf"]);
+}
