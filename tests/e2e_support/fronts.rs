@@ -101,7 +101,8 @@ pub struct Front {
     child: Child,
     /// Its log, shown when it fails.
     log: PathBuf,
-    pub dir: TempDir,
+    /// Its config, logs and temp files, removed after it stopped.
+    _dir: TempDir,
 }
 
 impl Front {
@@ -204,7 +205,7 @@ pub fn nginx(http: &str, top: &str, listens: &[SocketAddr]) -> Front {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx");
-    Front { name: "nginx", child, log, dir }.wait_listening(listens)
+    Front { name: "nginx", child, log, _dir: dir }.wait_listening(listens)
 }
 
 /// Starts HAProxy in the foreground (`-db`) with `config`; `listens` are the
@@ -224,5 +225,5 @@ pub fn haproxy(config: &str, listens: &[SocketAddr]) -> Front {
         .stderr(out)
         .spawn()
         .expect("spawn haproxy");
-    Front { name: "haproxy", child, log, dir }.wait_listening(listens)
+    Front { name: "haproxy", child, log, _dir: dir }.wait_listening(listens)
 }

@@ -111,11 +111,6 @@ impl Sim {
         let (object, http) = (self.url("object-url"), self.url("http-url"));
         self.wait(|sim, _| sim.urls["object-url"] != object && sim.urls["http-url"] != http);
     }
-
-    /// Every line it printed so far.
-    pub fn output(&self) -> &[String] {
-        &self.seen
-    }
 }
 
 impl Drop for Sim {
