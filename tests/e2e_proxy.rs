@@ -343,7 +343,7 @@ fn proxy_sim(front: SocketAddr) -> (Sim, SocketAddr) {
 /// WebSocket, HTTP-in and SSE through a TCP proxy that sends PROXY
 /// headers; the simulator reports the client's address, and a connection
 /// straight to the PROXY listener without a header is closed unanswered.
-fn through_tcp_proxy(sim: &Sim, proxied: SocketAddr, front: SocketAddr, public: impl Fn(&str) -> String) {
+fn through_tcp_proxy(proxied: SocketAddr, front: SocketAddr, public: impl Fn(&str) -> String) {
     let (object, http) = (public("object-url"), public("http-url"));
     ws_echo(ip(CLIENT_A), front, &object, "behind a PROXY header");
     assert_eq!(header_seen(ip(CLIENT_A), front, &http, "x-remote-ip", &[]), CLIENT_A);
@@ -363,7 +363,15 @@ fn through_tcp_proxy(sim: &Sim, proxied: SocketAddr, front: SocketAddr, public: 
     let mut got = Vec::new();
     let _ = std::io::Read::read_to_end(&mut raw, &mut got);
     assert!(got.is_empty(), "answered without a PROXY header: {:?}", String::from_utf8_lossy(&got));
-    let _ = sim;
+    // A PROXY header from a peer that is no trusted proxy is read and ignored.
+    let mut raw = from::tcp(ip(CLIENT_A), proxied);
+    let forged = format!(
+        "PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\nGET {path}header/x-remote-ip HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    std::io::Write::write_all(&mut raw, forged.as_bytes()).unwrap();
+    let mut got = String::new();
+    let _ = std::io::Read::read_to_string(&mut raw, &mut got);
+    assert!(got.starts_with("HTTP/1.1 200") && got.ends_with(CLIENT_A), "untrusted PROXY header: {got:?}");
 }
 
 /// nginx's stream module sends PROXY v1 (`proxy_protocol on;`).
@@ -376,7 +384,7 @@ fn nginx_stream_proxy_protocol_v1() {
         &[("LISTEN", &front.to_string()), ("SIMULATOR", &proxied.to_string())],
     );
     let mut nginx = fronts::nginx("", &stream, &[front]);
-    through_tcp_proxy(&sim, proxied, front, |label| at_front(&sim, label, front));
+    through_tcp_proxy(proxied, front, |label| at_front(&sim, label, front));
     nginx.assert_running();
 }
 
@@ -389,7 +397,7 @@ fn haproxy_proxy_protocol_v2() {
     let config =
         documented("haproxy/lsl-websocket.cfg", &[("BIND", &front.to_string()), ("SIMULATOR", &proxied.to_string())]);
     let mut haproxy = fronts::haproxy(&config, &[front]);
-    through_tcp_proxy(&sim, proxied, front, |label| at_front(&sim, label, front));
+    through_tcp_proxy(proxied, front, |label| at_front(&sim, label, front));
     haproxy.assert_running();
 }
 
