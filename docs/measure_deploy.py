@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Memory per connection of echo_server, alone and behind nginx (docs/deploy.md).
 
-Usage: python3 docs/measure_deploy.py PATH/TO/echo_server [N]
+Usage: python3 docs/measure_deploy.py PATH/TO/echo_server [N [KIND]]
 
-Starts the example (--handshakes-per-second high, so the rate limit is not
-what is measured) and an nginx with docs/nginx/lsl-websocket.conf (plain
-listener only; a throwaway self-signed certificate for its TLS listener),
+Starts the example (--handshakes-per-second high, and each client from its
+own 127.1.x.y, so neither the rate limit nor nginx's limit_conn is what is
+measured) and an nginx with docs/nginx/lsl-websocket.conf (plain
+and TLS listeners; a throwaway self-signed certificate from openssl),
 then reads VmRSS of both processes from /proc before and while holding N
 connections of each kind, all on 127.0.0.1:
   - idle WebSocket sessions straight to echo_server
-  - idle WebSocket sessions through nginx
+  - idle WebSocket sessions through nginx, plain and with TLS ending there
   - idle SSE streams straight to echo_server
   - connections that sent 4 KiB of an unfinished request head (a slow
     handshake; the core drops them after Config::handshake_timeout, 10 s)
@@ -18,6 +19,7 @@ Each kind is closed before the next. Loopback only, bounded in count and time.
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -50,8 +52,28 @@ def head_of(sock):
     return buf
 
 
-def ws(addr, path):
-    s = socket.create_connection(addr, timeout=10)
+COUNT = [0]
+# The throwaway certificate is not checked: only memory is measured here.
+TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+
+def connect(addr):
+    """A connection from its own loopback source address (127.1.x.y): nginx's
+    limit_conn (256 per client address) must not be what is measured."""
+    COUNT[0] += 1
+    s = socket.socket()
+    s.settimeout(10)
+    s.bind((f"127.1.{COUNT[0] // 200}.{COUNT[0] % 200 + 1}", 0))
+    s.connect(addr)
+    return s
+
+
+def ws(addr, path, tls=False):
+    s = connect(addr)
+    if tls:
+        s = TLS.wrap_socket(s, server_hostname="t")
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     head = head_of(s)
@@ -60,7 +82,7 @@ def ws(addr, path):
 
 
 def sse(addr, path):
-    s = socket.create_connection(addr, timeout=10)
+    s = connect(addr)
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n".encode())
     head = head_of(s)
     assert b" 200 " in head.split(b"\r\n")[0], head
@@ -68,7 +90,7 @@ def sse(addr, path):
 
 
 def slow_head(addr, path):
-    s = socket.create_connection(addr, timeout=10)
+    s = connect(addr)
     filler = "".join(f"X-Filler-{i}: {'a' * 40}\r\n" for i in range(75))  # about 4 KiB
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n{filler}".encode())
     return s
@@ -76,7 +98,12 @@ def slow_head(addr, path):
 
 def measure(what, n, open_one, pids):
     before = {name: rss_kib(pid) for name, pid in pids.items()}
+    started = time.monotonic()
     socks = [open_one() for _ in range(n)]
+    took = time.monotonic() - started
+    # Sessions idle for 30 s get pinged, and this client does not answer:
+    # the figures count only if every connection is still there.
+    assert took < 25, f"opening {n} took {took:.0f} s"
     time.sleep(1.0)
     after = {name: rss_kib(pid) for name, pid in pids.items()}
     for name in pids:
@@ -123,11 +150,12 @@ def start(binary, n, tmp):
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", front), timeout=1).close()
+            socket.create_connection(("127.0.0.1", tls), timeout=1).close()
             break
         except OSError:
             time.sleep(0.05)
     time.sleep(0.5)
-    return [sim, nginx], (host, int(port)), ("127.0.0.1", front), m.group(2)
+    return [sim, nginx], (host, int(port)), ("127.0.0.1", front, tls), m.group(2)
 
 
 def main():
@@ -136,16 +164,20 @@ def main():
     tmp = tempfile.mkdtemp(prefix="lslws-measure-")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=t",
                     "-keyout", f"{tmp}/key.pem", "-out", f"{tmp}/cert.pem"], check=True, capture_output=True)
+    only = sys.argv[3] if len(sys.argv) > 3 else ""
     kinds = [
         ("idle WebSocket, direct", n, lambda sim, front, path: ws(sim, path)),
-        ("idle WebSocket, through nginx", n, lambda sim, front, path: ws(front, path)),
+        ("idle WebSocket, through nginx", n, lambda sim, front, path: ws(front[:2], path)),
+        ("idle WebSocket, TLS at nginx", n, lambda sim, front, path: ws((front[0], front[2]), path, tls=True)),
         ("idle SSE stream, direct", n, lambda sim, front, path: sse(sim, path)),
-        ("idle SSE stream, through nginx", n, lambda sim, front, path: sse(front, path)),
+        ("idle SSE stream, through nginx", n, lambda sim, front, path: sse(front[:2], path)),
         # Under Config::max_handshakes (1024).
         ("4 KiB unfinished head, direct", min(n, 1000), lambda sim, front, path: slow_head(sim, path)),
     ]
     # Each kind against freshly started processes: freed memory is not reused across kinds.
     for what, count, open_one in kinds:
+        if only not in what:
+            continue
         procs, sim, front, path = start(binary, count, tmp)
         try:
             measure(what, count, lambda: open_one(sim, front, path), {"echo_server": procs[0].pid, "nginx": procs[1].pid})
