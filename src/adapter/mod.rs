@@ -9,7 +9,9 @@
 //! | module | feature | shape |
 //! |---|---|---|
 //! | [`std`] | `std` | blocking `std::net`: the caller's thread owns the region, two threads per connection |
-//! | [`tokio`] | `tokio` | one task owns the region, one task per connection; thousands of connections |
+//! | [`tokio`] | `tokio` | one task owns the region, one task per connection; thousands of connections; plain, TLS and PROXY listeners |
+//! | [`sim`] | `tokio` | many regions on one port, each on its own thread and runtime, routed by capability (SPEC §16) |
+//! | `tls` | `tls` | [`TlsConfig`](tls::TlsConfig) for the tokio adapter's TLS listeners: rustls with ring, PEM through rustls-pki-types |
 //!
 //! Both share the [`Handler`] trait (where script logic runs), the
 //! [`OsEntropy`] source, and the same command model: a `Handle` sends closures
@@ -34,9 +36,18 @@ use crate::region::Region;
 use crate::script::Event;
 use crate::session::ConnectionId;
 
+mod core13;
+#[cfg(feature = "tokio")]
+mod front;
+#[cfg(feature = "tokio")]
+mod link;
+#[cfg(feature = "tokio")]
+pub mod sim;
 #[cfg(feature = "std")]
 pub mod std;
 mod table;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
