@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::trust::{ForwardedHeader, IpNet};
+
 /// All limits and timers of one [`Region`](crate::Region).
 ///
 /// `Config::default()` gives the SPEC defaults; build a variant with struct
@@ -84,6 +86,29 @@ pub struct Config {
     /// HTTP-in: serve `CONTENT_TYPE_HTML` as `text/html`. Second Life allows
     /// it only to the owner's own viewer; off, HTML is served as `text/plain`.
     pub allow_html: bool,
+    /// Peers allowed to name the client's address (SPEC §15): a PROXY
+    /// protocol header from them (see [`proxy`](crate::proxy)), and the
+    /// [`forwarded_header`](Config::forwarded_header) of their requests,
+    /// set `x-remote-ip` and the rate-limit key. From any other peer both
+    /// are ignored. Empty (the default): every peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header the trusted proxies append the client chain to; only it
+    /// is read, from its rightmost untrusted hop.
+    pub forwarded_header: ForwardedHeader,
+    /// For a region that shares its port with others (SPEC §16): every
+    /// capability it mints (URLs, the region endpoint, SSE send tokens)
+    /// starts with these two bytes, its first four hex digits, so a router
+    /// finds the region from the request line alone with
+    /// [`route::route`](crate::route::route). 112 random bits stay. `None`:
+    /// all 128 bits are random.
+    pub route_tag: Option<u16>,
+}
+
+impl Config {
+    /// Whether `ip` is in [`trusted_proxies`](Config::trusted_proxies).
+    pub fn is_trusted(&self, ip: core::net::IpAddr) -> bool {
+        crate::trust::is_trusted(&self.trusted_proxies, ip)
+    }
 }
 
 impl Default for Config {
@@ -118,6 +143,9 @@ impl Default for Config {
             http_timeout_body: String::new(),
             header_lifetime: Duration::from_secs(30),
             allow_html: false,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
+            route_tag: None,
         }
     }
 }

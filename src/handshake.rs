@@ -1,7 +1,10 @@
 //! The opening handshake (SPEC §5, first table): parse a request head with
 //! `httparse`, decide the answer, and render the response.
 
+use core::net::IpAddr;
+
 use crate::config::Config;
+use crate::trust;
 use crate::url::{self, Target};
 
 /// How many headers a request head may carry before it is answered 431.
@@ -114,6 +117,9 @@ pub(crate) struct Request<'a> {
     pub(crate) accept_sse: bool,
     /// `Last-Event-ID`, for a stream that reconnects.
     pub(crate) last_event_id: Option<&'a str>,
+    /// The client's address: the peer's, or the rightmost untrusted hop of
+    /// the forwarded header when the peer is a trusted proxy (SPEC §15).
+    pub(crate) client: IpAddr,
 }
 
 /// Outcome of offering the bytes received so far.
@@ -128,7 +134,7 @@ pub(crate) enum Parsed<'a> {
 }
 
 /// Parses a request head, enforcing the head and header-value limits.
-pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
+pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config, peer: IpAddr) -> Parsed<'a> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -210,6 +216,9 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     } else {
         Ok(ws_key.unwrap_or_default())
     };
+    let forwarded = config.forwarded_header.name();
+    let hops = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(forwarded)).map(|h| h.value);
+    let client = trust::client_of(peer, &config.trusted_proxies, config.forwarded_header, hops);
     let request = Request {
         target: url::parse_target(path),
         path,
@@ -220,6 +229,7 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
         protocol,
         accept_sse,
         last_event_id,
+        client,
     };
     Parsed::Complete(request, len)
 }

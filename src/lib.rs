@@ -54,6 +54,7 @@
 //! | `routing` | region scope: domains to listeners and subscribers, each client's contacts (§6) |
 //! | `inflight` | HTTP-in requests in flight: by id, per script (the 64 cap), their readable headers, and the ids that ended (§8) |
 //! | `rate` | the handshake rate limit, keyed from the region's entropy (§5) |
+//! | `trust` | trusted proxies ([`IpNet`]) and the rightmost untrusted hop of the forwarded header: whose address is the client's (§15) |
 //! | `timers` | one heap of per-connection deadlines, folded into [`Region::poll_timeout`] |
 //! | `index` | the generational index types the parts name each other's entries by |
 //!
@@ -86,7 +87,12 @@
 //! bodies, charset transcoding via `encoding_rs`, responses),
 //! `frame` (client frames via tungstenite's `FrameHeader`, caps checked from
 //! the header before any payload is held, UTF-8 validated across fragments),
-//! [`envelope`] (§6 frames), [`clep`] (the CLEP channel hash), [`url`]; and
+//! [`envelope`] (§6 frames), [`clep`] (the CLEP channel hash), [`url`],
+//! [`proxy`] (the PROXY protocol v1/v2 header an adapter reads before
+//! anything else on a listener that expects it, §15) and [`route`] (the
+//! region tag a router reads from a request line when many regions share a
+//! port, §16: a region with [`Config::route_tag`] mints every capability
+//! with it, so routing needs no shared table); and
 //! [`script`] (what a script sees: events, send and close results),
 //! [`lifecycle`] (revocation causes), [`key`], [`entropy`] and [`config`]. An
 //! idle session holds no buffers: partial frames and queued bytes are
@@ -230,15 +236,18 @@ mod inflight;
 pub mod key;
 pub mod lifecycle;
 mod line;
+pub mod proxy;
 mod queues;
 mod rate;
 pub mod region;
+pub mod route;
 mod routing;
 pub mod script;
 pub mod session;
 mod sse;
 mod timers;
 mod transport;
+mod trust;
 pub mod url;
 mod urls;
 
@@ -253,3 +262,4 @@ pub use script::{
     CloseError, DenyReason, Event, EventKind, ReleaseError, Scope, SendError, Text, WS_OK, WebsocketRequest,
 };
 pub use session::ConnectionId;
+pub use trust::{ForwardedHeader, IpNet, ParseIpNetError};

@@ -51,12 +51,14 @@ pub(crate) struct Urls {
     /// The region endpoint's capability for this region life.
     endpoint: Key,
     next_seq: u64,
+    /// [`Config::route_tag`]: the first two bytes of every capability.
+    tag: Option<u16>,
 }
 
 impl Urls {
-    pub(crate) fn new(entropy: &mut dyn Entropy) -> Urls {
+    pub(crate) fn new(entropy: &mut dyn Entropy, tag: Option<u16>) -> Urls {
         let mut urls =
-            Urls { records: SlotMap::with_key(), caps: Map::default(), endpoint: Key::default(), next_seq: 0 };
+            Urls { records: SlotMap::with_key(), caps: Map::default(), endpoint: Key::default(), next_seq: 0, tag };
         urls.mint_endpoint(entropy);
         urls
     }
@@ -223,6 +225,7 @@ impl Urls {
         loop {
             let mut bytes = [0; 16];
             entropy.fill(&mut bytes);
+            crate::route::stamp(&mut bytes, self.tag);
             let cap = Key::from_bytes(bytes);
             // A capability is never reused; with 128 random bits a repeat means a broken source.
             if !cap.is_null() && !self.caps.contains_key(&cap) && cap != self.endpoint {

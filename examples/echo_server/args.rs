@@ -1,7 +1,7 @@
 //! The example's command line.
 
-use lsl_websocket::Config;
 use lsl_websocket::adapter::tokio::ListenerOptions;
+use lsl_websocket::{Config, IpNet};
 
 pub struct Args {
     pub bind: String,
@@ -22,7 +22,7 @@ pub struct Args {
     pub authority: Option<String>,
     pub secure_authority: Option<String>,
     /// CIDRs of trusted proxies, as given.
-    pub trusted: Vec<String>,
+    pub trusted: Vec<IpNet>,
     pub regions: usize,
 }
 
@@ -73,7 +73,7 @@ pub fn parse() -> Result<Args, String> {
             "--proxy-bind" => args.proxy_bind = Some(value()?),
             "--authority" => args.authority = Some(value()?),
             "--secure-authority" => args.secure_authority = Some(value()?),
-            "--trusted-proxy" => args.trusted.push(value()?),
+            "--trusted-proxy" => args.trusted.push(cidr(&value()?)?),
             "--tls-proxy" => args.tls_proxy = true,
             "--max-message" => args.max_message = number(&arg, it.next())?,
             "--sessions-per-url" => args.sessions_per_url = number(&arg, it.next())?,
@@ -111,8 +111,7 @@ pub fn tls_options(args: &Args) -> Result<Option<ListenerOptions>, String> {
 }
 
 /// `config` with the trusted proxies given on the command line.
-pub fn with_trusted(config: Config, trusted: &[String]) -> Config {
-    // ISSUE 13 STAND-IN: becomes `trusted_proxies: parsed CIDRs` once the core's IpNet lands.
-    let _ = trusted;
-    config
+/// One `--trusted-proxy` network (`10.0.0.0/8`, `::1/128`, `127.0.0.1`).
+fn cidr(value: &str) -> Result<IpNet, String> {
+    value.parse().map_err(|e| format!("--trusted-proxy {value}: {e}"))
 }

@@ -106,12 +106,16 @@ fn config(args: &Args) -> Config {
         sessions_per_url: args.sessions_per_url,
         handshakes_per_second: args.handshakes_per_second,
         http_timeout: std::time::Duration::from_secs(args.http_timeout),
-        ..args::with_trusted(Config::default(), &args.trusted)
+        trusted_proxies: args.trusted.clone(),
+        ..Config::default()
     }
 }
 
+/// Bound listeners and how each one's connections start.
+type Listeners = Vec<(std::net::TcpListener, ListenerOptions)>;
+
 /// Binds every listener; returns them with the public names URLs are minted with.
-fn listen(args: &Args) -> Result<(Vec<(std::net::TcpListener, ListenerOptions)>, String, Option<String>), String> {
+fn listen(args: &Args) -> Result<(Listeners, String, Option<String>), String> {
     let bind = |addr: &str| std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"));
     let plain = bind(&args.bind)?;
     let local = |l: &std::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -151,7 +155,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
     runtime.block_on(serve(listeners, base))
 }
 
-async fn serve(listeners: Vec<(std::net::TcpListener, ListenerOptions)>, config: Config) -> Result<ExitCode, String> {
+async fn serve(listeners: Listeners, config: Config) -> Result<ExitCode, String> {
     let entropy = OsEntropy::new().map_err(|e| e.to_string())?;
     let secure = config.secure_authority.is_some();
     let region = Region::new(config, Box::new(OsEntropy::new().map_err(|e| e.to_string())?), Instant::now());

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use lsl_websocket::Config;
 use lsl_websocket::adapter::OsEntropy;
 use lsl_websocket::adapter::sim::Simulator;
-use lsl_websocket::adapter::tokio::ListenerOptions;
 
 use super::COMMANDS;
 use super::args::Args;
@@ -89,11 +88,7 @@ impl Regions {
     }
 }
 
-pub fn run(
-    args: &Args,
-    listeners: Vec<(std::net::TcpListener, ListenerOptions)>,
-    base: Config,
-) -> Result<ExitCode, String> {
+pub fn run(args: &Args, listeners: super::Listeners, base: Config) -> Result<ExitCode, String> {
     let secure = base.secure_authority.is_some();
     let sim = Simulator::new(listeners, base.clone()).map_err(|e| e.to_string())?;
     let mut regions = Regions { sim, tags: BTreeMap::new(), next: 0, config: base, secure };

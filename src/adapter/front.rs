@@ -20,8 +20,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::core13::{self, proxy, route};
 use crate::config::Config;
+use crate::{proxy, route};
 
 /// How one listening socket's connections start.
 ///
@@ -220,7 +220,7 @@ async fn stage(
     let mut buf = Vec::new();
     if options.proxy_protocol {
         let (header, len) = read_proxy(&mut sock, &mut buf).await?;
-        remote = proxy::client_address(peer.ip(), &header, core13::trusted(config));
+        remote = proxy::client_address(peer.ip(), &header, &config.trusted_proxies);
         buf.drain(..len);
     }
     #[cfg(feature = "tls")]

@@ -25,7 +25,7 @@
 //! - One **acceptor thread** (a current-thread tokio runtime) accepts on
 //!   every listener and runs each connection's front stage (PROXY header,
 //!   TLS handshake), then reads until the routing prefix names a region: a
-//!   capability path names its region's tag (`Config::route_tag`, which
+//!   capability path names its region's tag ([`Config::route_tag`], which
 //!   the simulator assigns, so every capability a region mints starts with
 //!   it). The socket leaves the acceptor's runtime, and the region gets it
 //!   with the bytes already read, which it takes as its first input.
@@ -52,12 +52,12 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::core13::{self, route::Route};
 use super::front::{self, Arrival, ListenerOptions, Stream};
 use super::tokio::{Control, Handle, Incoming, region_loop};
 use super::{Error, Handler, OsEntropy};
 use crate::config::Config;
 use crate::region::Region;
+use crate::route::Route;
 
 /// Connections handed to one region and not yet taken; beyond this the acceptor waits.
 const HANDOFF_QUEUE: usize = 256;
@@ -114,7 +114,8 @@ impl<H: Handler + Send + 'static> Simulator<H> {
     /// and [`secure_authority`](Config::secure_authority) (the public names of
     /// the plain and TLS listeners), and the front stage's limits
     /// ([`handshake_timeout`](Config::handshake_timeout),
-    /// [`max_handshakes`](Config::max_handshakes), `trusted_proxies`).
+    /// [`max_handshakes`](Config::max_handshakes),
+    /// [`trusted_proxies`](Config::trusted_proxies)).
     pub fn new(listeners: Vec<(std::net::TcpListener, ListenerOptions)>, base: Config) -> Result<Simulator<H>, Error> {
         OsEntropy::new()?;
         let mut addrs = Vec::new();
@@ -159,17 +160,18 @@ impl<H: Handler + Send + 'static> Simulator<H> {
     /// Starts a region on its own thread and returns its tag.
     ///
     /// `config`'s [`authority`](Config::authority),
-    /// [`secure_authority`](Config::secure_authority) and `route_tag` are replaced by the simulator's. The
+    /// [`secure_authority`](Config::secure_authority) and
+    /// [`route_tag`](Config::route_tag) are replaced by the simulator's. The
     /// first region added becomes the default one. [`Handler::on_start`]
     /// runs on the region's thread.
     pub fn add_region(&mut self, config: Config, handler: H) -> Result<u16, Error> {
         let tag = self.fresh_tag();
-        let mut config = Config {
+        let config = Config {
             authority: self.base.authority.clone(),
             secure_authority: self.base.secure_authority.clone(),
+            route_tag: Some(tag),
             ..config
         };
-        core13::set_route_tag(&mut config, tag);
         let entropy = OsEntropy::new()?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (control_tx, control_rx) = mpsc::unbounded_channel();

@@ -1,6 +1,7 @@
 //! HTTP-in (SPEC §8): the script calls, request heads and bodies, answers
 //! and timeouts, and what a revocation does to requests in flight.
 
+use core::net::IpAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,8 +16,8 @@ use crate::inflight::Request;
 use crate::key::Key;
 use crate::lifecycle::Cause;
 use crate::script::{Event, EventKind, ReleaseError, Text};
-use crate::url;
 use crate::urls::Resolved;
+use crate::{trust, url};
 
 /// Header names the core answers itself; a request's own headers of these names are ignored.
 const CORE_HEADERS: [&str; 4] = ["x-script-url", "x-path-info", "x-query-string", "x-remote-ip"];
@@ -123,9 +124,17 @@ impl Region {
     // ------------------------------------------------------------ the wire
 
     /// A complete request head for the core to answer (HTTP-in, a send URL),
-    /// past the head limit and the rate limit; `None` when it is incomplete
-    /// (kept) or was refused.
-    pub(super) fn request_head<'b>(&mut self, now: Instant, idx: ConnIdx, buf: &'b [u8]) -> Option<(Head<'b>, usize)> {
+    /// past the head limit and the rate limit, with its length and the
+    /// client's address; `None` when it is incomplete (kept) or was refused.
+    ///
+    /// The address is per request, not per connection: a trusted proxy's
+    /// kept-alive connection carries requests of many clients.
+    pub(super) fn request_head<'b>(
+        &mut self,
+        now: Instant,
+        idx: ConnIdx,
+        buf: &'b [u8],
+    ) -> Option<(Head<'b>, usize, IpAddr)> {
         let c = self.conns.get_mut(idx)?;
         let remote = c.remote;
         c.served = true;
@@ -140,17 +149,19 @@ impl Region {
             }
             Parsed::Complete(head, len) => (head, len),
         };
-        if !self.rate.allow(now, remote) {
+        let forwarded = self.config.forwarded_header.name();
+        let hops = head.headers.iter().filter(|(name, _)| name.as_str() == forwarded).map(|(_, value)| *value);
+        let client = trust::client_of(remote, &self.config.trusted_proxies, self.config.forwarded_header, hops);
+        if !self.rate.allow(now, client) {
             self.http_refuse(idx, 429);
             return None;
         }
-        Some((head, len))
+        Some((head, len, client))
     }
 
     /// A request head on an HTTP-in URL, complete or not.
     pub(super) fn http_head(&mut self, now: Instant, idx: ConnIdx, buf: Vec<u8>) {
-        let Some((head, len)) = self.request_head(now, idx, &buf) else { return };
-        let Some(remote) = self.conns.get(idx).map(|c| c.remote) else { return };
+        let Some((head, len, remote)) = self.request_head(now, idx, &buf) else { return };
         let secure = head.target.starts_with(head::SECURE_PREFIX);
         let prefix = if secure { head::SECURE_PREFIX } else { head::PREFIX };
         let found = url::parse_target_under(head.target, prefix).and_then(|t| match self.urls.resolve(t.cap) {

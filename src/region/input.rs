@@ -84,8 +84,7 @@ impl Region {
         if crate::http::head::is_under(&buf, crate::sse::SEND_PREFIX) {
             return self.sse_post_head(now, idx, buf);
         }
-        let remote = c.remote;
-        let (request, head_len) = match handshake::parse(&buf, &self.config) {
+        let (request, head_len) = match handshake::parse(&buf, &self.config, c.remote) {
             Parsed::Partial => {
                 c.inbuf.set(&buf);
                 return;
@@ -93,7 +92,9 @@ impl Region {
             Parsed::Refused(status) => return self.refuse(idx, status),
             Parsed::Complete(request, len) => (request, len),
         };
-        if !self.rate.allow(now, remote) {
+        // The client's address from here on: `x-remote-ip` and the rate-limit key.
+        c.remote = request.client;
+        if !self.rate.allow(now, request.client) {
             return self.refuse(idx, Status::TooManyRequests);
         }
         if self.config.serve_other_paths && !request.path.starts_with(url::PATH_PREFIX) {

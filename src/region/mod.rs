@@ -164,7 +164,7 @@ impl std::fmt::Debug for Region {
 impl Region {
     /// A region with no URLs. `entropy` mints every capability and key; `now` is the start time.
     pub fn new(config: Config, mut entropy: Box<dyn Entropy>, now: Instant) -> Region {
-        let urls = Urls::new(entropy.as_mut());
+        let urls = Urls::new(entropy.as_mut(), config.route_tag);
         let rate = RateLimit::new(config.handshakes_per_second, entropy.as_mut());
         Region {
             queues: Queues::new(config.event_queue),
@@ -301,6 +301,14 @@ impl Region {
         Key::from_random_bytes(bytes)
     }
 
+    /// A key that is routed like a capability (an SSE send token): it carries the region's tag.
+    fn mint_token(&mut self) -> Key {
+        let mut bytes = [0; 16];
+        self.entropy.fill(&mut bytes);
+        crate::route::stamp(&mut bytes, self.config.route_tag);
+        Key::from_random_bytes(bytes)
+    }
+
     fn queue(&mut self, idx: ConnIdx, bytes: Bytes) {
         if let Some(c) = self.conns.get_mut(idx)
             && !c.detached
@@ -339,6 +347,8 @@ impl Region {
             Kind::Session(s) if !s.pinged => {
                 // The answer is due one idle interval from now.
                 (s.pinged, s.last_rx) = (true, now);
+                // An idle session holds no buffers.
+                s.arena = bytes::BytesMut::new();
                 let ping = s.transport.ping();
                 self.queue(idx, ping);
                 self.arm(idx);

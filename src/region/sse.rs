@@ -48,7 +48,7 @@ impl Region {
         let Some(mut session) = self.new_session(now, idx, resolved, Transport::Sse, headers) else {
             return self.refuse(idx, Status::Unavailable);
         };
-        let token = self.mint_key();
+        let token = self.mint_token();
         let mut stream = Stream::new(token);
         stream.beat(now);
         let opening = stream.opening();
@@ -136,7 +136,7 @@ impl Region {
     /// A request head for a send URL (`/lslsse/{token}/`), complete or not:
     /// `POST` one message, or `DELETE` to close the session (1000).
     pub(super) fn sse_post_head(&mut self, now: Instant, idx: ConnIdx, buf: Vec<u8>) {
-        let Some((head, len)) = self.request_head(now, idx, &buf) else { return };
+        let Some((head, len, _client)) = self.request_head(now, idx, &buf) else { return };
         let token = head.target.strip_prefix(sse::SEND_PREFIX).and_then(|t| t.split(['/', '?']).next());
         let Some(session) = token.and_then(|t| t.parse().ok()).and_then(|t| self.streams.get(t)) else {
             return self.http_refuse(idx, 404);
