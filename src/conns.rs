@@ -101,7 +101,11 @@ impl Conn {
             }
             if domain.is_none() {
                 // The message path, kept short.
-                return Ok(self.push_out(frame::text(text.as_bytes())));
+                let bytes = match &mut self.kind {
+                    Kind::Session(s) => frame::text_in(&mut s.arena, text.as_bytes()),
+                    _ => frame::text(text.as_bytes()),
+                };
+                return Ok(self.push_out(bytes));
             }
         }
         let parts: [&[u8]; 4] = match domain {

@@ -253,6 +253,31 @@ fn encode(opcode: OpCode, payload: &[&[u8]]) -> Bytes {
     Bytes::from(out)
 }
 
+/// Smallest block a session's outgoing arena takes at a time.
+const ARENA_BLOCK: usize = 1024;
+
+/// One final text frame, written into the session's outgoing `arena` and
+/// split off it: once the embedder dropped what it wrote, the next frame
+/// reuses the same block, so a steady echo allocates nothing per message.
+/// Frames of one session only ever share its own block, so a client that
+/// does not read pins no other client's memory.
+pub(crate) fn text_in(arena: &mut bytes::BytesMut, payload: &[u8]) -> Bytes {
+    let len = payload.len();
+    let head: &[u8] = match len {
+        0..=125 => &[0x81, len as u8],
+        126..=0xffff => &[0x81, 126, (len >> 8) as u8, len as u8],
+        // Longer than any message cap: not worth an arena.
+        _ => return text(payload),
+    };
+    if arena.capacity() < head.len() + len {
+        // Reclaims the block when every frame split off it was dropped.
+        arena.reserve((head.len() + len).max(ARENA_BLOCK));
+    }
+    arena.extend_from_slice(head);
+    arena.extend_from_slice(payload);
+    arena.split().freeze()
+}
+
 /// One final text frame.
 pub(crate) fn text(payload: &[u8]) -> Bytes {
     encode(OpCode::Data(Data::Text), &[payload])
@@ -371,6 +396,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn arena_frames_match_and_reuse_their_block() {
+        let mut arena = bytes::BytesMut::new();
+        for len in [0, 1, 125, 126, 2048, 0x10000] {
+            let payload = vec![b'x'; len];
+            assert_eq!(text_in(&mut arena, &payload), text(&payload), "len {len}");
+        }
+        let mut arena = bytes::BytesMut::new();
+        let first = text_in(&mut arena, b"hello").as_ptr();
+        // Dropped by the embedder: the block is reclaimed, not reallocated.
+        for _ in 0..1000 {
+            let frame = text_in(&mut arena, &[b'y'; 64]);
+            assert!(frame.as_ptr() >= first && frame.as_ptr() < first.wrapping_add(ARENA_BLOCK));
+        }
+        // Held: later frames go elsewhere and the held one is untouched.
+        let held = text_in(&mut arena, b"keep");
+        for _ in 0..100 {
+            let _ = text_in(&mut arena, &[b'z'; 64]);
+        }
+        assert_eq!(&held[2..], b"keep");
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub(crate) struct Session {
     pub(crate) held: Option<Box<Held>>,
     /// An SSE session's stream state (SPEC §14).
     pub(crate) stream: Option<Box<Stream>>,
+    /// Where outgoing text frames are written (see `frame::text_in`);
+    /// empty until the first send, given back when the session idles.
+    pub(crate) arena: bytes::BytesMut,
 }
 
 impl Session {
@@ -121,6 +124,7 @@ impl Session {
             paused: false,
             waiting_on: None,
             held: None,
+            arena: bytes::BytesMut::new(),
             stream: None,
         }
     }

@@ -62,6 +62,11 @@ impl<L: Link> Table<L> {
         ConnectionId(self.next_id - 1)
     }
 
+    /// The runtime side of a live connection (for runtimes whose loop owns the sockets).
+    pub(crate) fn link_mut(&mut self, conn: ConnectionId) -> Option<&mut L> {
+        self.map.get_mut(&conn).map(|entry| &mut entry.link)
+    }
+
     /// A connection was accepted and its runtime side started.
     pub(crate) fn accepted(&mut self, region: &mut Region, conn: ConnectionId, remote: std::net::IpAddr, link: L) {
         self.map.insert(conn, Entry { link, writing: false, closing: None });

@@ -347,6 +347,8 @@ impl Region {
             Kind::Session(s) if !s.pinged => {
                 // The answer is due one idle interval from now.
                 (s.pinged, s.last_rx) = (true, now);
+                // An idle session holds no buffers.
+                s.arena = bytes::BytesMut::new();
                 let ping = s.transport.ping();
                 self.queue(idx, ping);
                 self.arm(idx);

@@ -307,6 +307,31 @@ pub fn start_std(config: Config) -> AdapterTarget {
     target
 }
 
+/// The mio adapter on its own thread, as a simulator runs one region per thread.
+#[cfg(feature = "mio")]
+pub fn start_mio(config: Config) -> AdapterTarget {
+    use lsl_websocket::adapter::mio::Server;
+    let server = Server::bind("127.0.0.1:0", config, TestEcho::new()).expect("bind");
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(server.run());
+    });
+    let shutdown_handle = handle.clone();
+    let target = AdapterTarget {
+        addr,
+        call: Box::new(move |f| handle.call(f).is_ok()),
+        shutdown: Box::new(move || {
+            let _ = shutdown_handle.shutdown();
+        }),
+        done,
+        stopped: None,
+    };
+    target.wait_for_urls();
+    target
+}
+
 impl Target for AdapterTarget {
     fn addr(&self) -> SocketAddr {
         self.addr
