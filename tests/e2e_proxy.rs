@@ -24,9 +24,6 @@ use from::{Sse, curl_from, header_seen, ws, ws_echo};
 use fronts::{Front, TempDir, documented, free_port};
 use sim::Sim;
 
-// TEMP until echo_server has --authority.
-const HAS_AUTHORITY: bool = false;
-
 const PROXY: &str = "127.0.0.1";
 const CLIENT_A: &str = "127.0.0.2";
 const CLIENT_B: &str = "127.0.0.3";
@@ -68,12 +65,10 @@ impl Behind {
     fn start(args: &[&str]) -> Behind {
         let (front, tls_front) = (free_port(PROXY), free_port(PROXY));
         let authority = front.to_string();
-        let mut all = vec!["--bind", "127.0.0.1:0"];
-        if HAS_AUTHORITY {
-            all.extend(["--authority", &authority]);
-        }
+        let secure_authority = format!("sim.test:{}", tls_front.port());
+        let mut all = vec!["--authority", &authority, "--secure-authority", &secure_authority];
         all.extend_from_slice(args);
-        let sim = Sim::start(&all);
+        let sim = Sim::start(free_port(PROXY), &all);
         let certs = TempDir::new("certs");
         let (cert, key) = cert(&certs, &["sim.test"]);
         let simulator = sim.addr.to_string();
@@ -96,8 +91,7 @@ impl Behind {
     }
 
     fn url(&self, label: &str) -> String {
-        let url = self.sim.url(label);
-        if HAS_AUTHORITY { url } else { url.replace(&self.sim.addr.to_string(), &self.front.to_string()) }
+        self.sim.url(label)
     }
 }
 
@@ -134,8 +128,9 @@ fn nginx_passes_websocket_http_in_and_sse() {
 #[test]
 fn nginx_terminates_tls() {
     let b = Behind::start(&["--trusted-proxy", "127.0.0.1/32"]);
-    let cap_path = from::parts(&b.url("http-url")).1.to_string();
-    let https = format!("https://sim.test:{}{cap_path}", b.tls_front.port());
+    // --secure-authority names nginx's TLS listener: the script's secure URL.
+    let https = b.url("secure-http-url");
+    assert!(https.starts_with(&format!("https://sim.test:{}/lslhttps/", b.tls_front.port())), "{https}");
     let tls = ["--cacert", b.cert.as_str()];
     let mut args = tls.to_vec();
     args.extend(["--data-binary", "over TLS"]);
@@ -274,12 +269,8 @@ fn two_hosts(front: SocketAddr, tls_front: SocketAddr, hosts: &[(&str, &Sim)], c
 fn public(sim: &Sim, label: &str, host: &str, front: SocketAddr) -> String {
     let url = sim.url(label);
     let public = format!("{host}:{}", front.port());
-    if HAS_AUTHORITY {
-        assert!(url.contains(&format!("://{public}/")), "{url} names {public}");
-        url
-    } else {
-        url.replace(&sim.addr.to_string(), &public)
-    }
+    assert!(url.contains(&format!("://{public}/")), "{url} names {public}");
+    url
 }
 
 /// The same URL asked of the other host (same path, other name).
@@ -292,11 +283,7 @@ fn two_hosts_by_name_and_a_crossing_revokes() {
     let (front, tls_front) = (free_port(PROXY), free_port(PROXY));
     let start = |bind: &str, host: &str| {
         let authority = format!("{host}:{}", front.port());
-        let mut args = vec!["--bind".to_string(), format!("{bind}:0"), "--trusted-proxy".into(), "127.0.0.1/32".into()];
-        if HAS_AUTHORITY {
-            args.extend(["--authority".to_string(), authority]);
-        }
-        Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        Sim::start(free_port(bind), &["--authority", &authority, "--trusted-proxy", "127.0.0.1/32"])
     };
     let (mut sim1, mut sim2) = (start(CLIENT_A, "sim1.test"), start(CLIENT_B, "sim2.test"));
     assert_eq!((sim1.addr.ip(), sim2.addr.ip()), (ip(CLIENT_A), ip(CLIENT_B)));
@@ -333,11 +320,8 @@ fn two_hosts_by_name_and_a_crossing_revokes() {
 fn proxy_sim(front: SocketAddr) -> (Sim, SocketAddr) {
     let proxied = free_port(PROXY);
     let (authority, proxied_s) = (front.to_string(), proxied.to_string());
-    let mut args = vec!["--bind", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1/32", "--proxy-bind", &proxied_s];
-    if HAS_AUTHORITY {
-        args.extend(["--authority", &authority]);
-    }
-    (Sim::start(&args), proxied)
+    let args = ["--authority", &authority, "--trusted-proxy", "127.0.0.1/32", "--proxy-bind", &proxied_s];
+    (Sim::start(free_port(PROXY), &args), proxied)
 }
 
 /// WebSocket, HTTP-in and SSE through a TCP proxy that sends PROXY
@@ -404,12 +388,8 @@ fn haproxy_proxy_protocol_v2() {
 /// A URL of `sim` naming `front` (its --authority).
 fn at_front(sim: &Sim, label: &str, front: SocketAddr) -> String {
     let url = sim.url(label);
-    if HAS_AUTHORITY {
-        assert!(url.contains(&format!("://{front}/")), "{url} names {front}");
-        url
-    } else {
-        url.replace(&sim.addr.to_string(), &front.to_string())
-    }
+    assert!(url.contains(&format!("://{front}/")), "{url} names {front}");
+    url
 }
 
 /// docs/deploy.md shows the configs these tests run: each block marked

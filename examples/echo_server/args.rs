@@ -28,7 +28,7 @@ pub struct Args {
 
 const USAGE: &str = "usage: echo_server [--bind ADDR] [--max-message N] [--sessions-per-url N] [--handshakes-per-second N] \
      [--worker-threads N] [--http-timeout SECS] [--authority HOST:PORT] [--proxy-bind ADDR] [--trusted-proxy CIDR]... \
-     [--regions N] [--tls-cert FILE --tls-key FILE [--tls-bind ADDR] [--tls-proxy] [--secure-authority HOST:PORT]]\n\
+     [--regions N] [--secure-authority HOST:PORT] [--tls-cert FILE --tls-key FILE [--tls-bind ADDR] [--tls-proxy]]\n\
      stdin: reset, rez, region-change, owner-change, remove, release, restart, quit; with --regions N > 1 each \
      takes a region index (`reset 2`, default 0), plus add-region, remove-region I, cross I J";
 
@@ -88,8 +88,9 @@ pub fn parse() -> Result<Args, String> {
     if args.tls_cert.is_some() != args.tls_key.is_some() {
         return Err("--tls-cert and --tls-key go together".into());
     }
-    if args.tls_cert.is_none() && (args.tls_proxy || args.secure_authority.is_some()) {
-        return Err("--tls-proxy and --secure-authority need --tls-cert and --tls-key".into());
+    // --secure-authority alone: TLS ends in a proxy in front (docs/deploy.md).
+    if args.tls_cert.is_none() && args.tls_proxy {
+        return Err("--tls-proxy needs --tls-cert and --tls-key".into());
     }
     Ok(args)
 }

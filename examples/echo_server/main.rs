@@ -4,7 +4,7 @@
 //! cargo run --release --features tokio --example echo_server -- [--bind ADDR] [--max-message N]
 //!     [--sessions-per-url N] [--handshakes-per-second N] [--worker-threads N] [--http-timeout SECS]
 //!     [--authority HOST:PORT] [--proxy-bind ADDR] [--trusted-proxy CIDR]... [--regions N]
-//!     [--tls-cert FILE --tls-key FILE [--tls-bind ADDR] [--tls-proxy] [--secure-authority HOST:PORT]]
+//!     [--secure-authority HOST:PORT] [--tls-cert FILE --tls-key FILE [--tls-bind ADDR] [--tls-proxy]]
 //! ```
 //!
 //! - Prints `object-url <url>`, `region-url <url>` and `http-url <url>` on
@@ -46,6 +46,8 @@
 //!   (the region endpoint stays `ws://`: the core mints it plain only).
 //! - `--authority` / `--secure-authority HOST:PORT`: the public names URLs
 //!   are minted with (behind a proxy); default: the bound addresses.
+//!   `--secure-authority` without `--tls-cert` names a proxy that ends TLS
+//!   in front: the scripts hold `wss://` / `https://` URLs all the same.
 //! - `--proxy-bind ADDR`: one more plain listener whose connections start
 //!   with a PROXY protocol header (v1 or v2); `--tls-proxy`: the TLS
 //!   listener's do (before TLS). `--trusted-proxy CIDR` (repeatable): the
@@ -121,7 +123,8 @@ fn listen(args: &Args) -> Result<(Listeners, String, Option<String>), String> {
     let local = |l: &std::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let authority = args.authority.clone().unwrap_or_else(|| local(&plain));
     let mut listeners = vec![(plain, ListenerOptions::plain())];
-    let mut secure_authority = None;
+    // Without a TLS listener here, a given secure authority names a proxy's.
+    let mut secure_authority = args.secure_authority.clone();
     if let Some(tls) = args::tls_options(args)? {
         let listener = bind(&args.tls_bind)?;
         secure_authority = Some(args.secure_authority.clone().unwrap_or_else(|| local(&listener)));

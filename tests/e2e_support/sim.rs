@@ -1,8 +1,7 @@
 //! The `echo_server` example as one simulator host behind a proxy: a child
 //! process started with any flags, whose URL lines (`object-url <url>`,
-//! `http-url <url>`, `region-url <url>`, any trailing fields ignored) and
-//! listening address (`listening on http://ADDR/` on stderr) are read from
-//! its output. Killed when dropped.
+//! `http-url <url>`, `region-url <url>`, `secure-…`; any trailing fields
+//! ignored) are read from its output. Killed when dropped.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -33,9 +32,13 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// Starts `echo_server <args>` and waits for its address and its URLs.
-    pub fn start(args: &[&str]) -> Sim {
+    /// Starts `echo_server --bind <bind> <args>` and waits for its URLs. The
+    /// test picks the port: with `--authority` the URLs name the proxy, so
+    /// they do not tell where the simulator listens.
+    pub fn start(bind: SocketAddr, args: &[&str]) -> Sim {
         let mut child = Command::new(echo_server_bin())
+            .arg("--bind")
+            .arg(bind.to_string())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -57,18 +60,12 @@ impl Sim {
             }
         });
         let stdin = child.stdin.take().unwrap();
-        let mut sim =
-            Sim { child, stdin, lines, urls: HashMap::new(), addr: "0.0.0.0:0".parse().unwrap(), seen: Vec::new() };
-        let mut addr = None;
-        sim.wait(|sim, line| {
-            if let Line::Err(l) = line
-                && let Some(a) = l.strip_prefix("listening on http://")
-            {
-                addr = a.trim_end_matches('/').parse().ok();
-            }
-            addr.is_some() && sim.urls.contains_key("object-url") && sim.urls.contains_key("http-url")
+        let mut sim = Sim { child, stdin, lines, urls: HashMap::new(), addr: bind, seen: Vec::new() };
+        let secure = args.contains(&"--secure-authority");
+        sim.wait(|sim, _| {
+            let has = |label: &str| sim.urls.contains_key(label);
+            has("object-url") && has("http-url") && (!secure || has("secure-object-url") && has("secure-http-url"))
         });
-        sim.addr = addr.unwrap();
         sim
     }
 
