@@ -9,6 +9,8 @@
 //! simulator reports tells them apart from the proxy (127.0.0.1). nginx and
 //! HAProxy come from scripts/setup.sh; without them these tests fail and say so.
 
+#[path = "e2e_support/certs.rs"]
+mod certs;
 mod e2e_support;
 #[path = "e2e_support/from.rs"]
 mod from;
@@ -19,9 +21,10 @@ mod sim;
 
 use std::net::{IpAddr, SocketAddr};
 
+use certs::Certs;
 use e2e_support::wire::recv_close;
 use from::{Sse, curl_from, header_seen, ws, ws_echo};
-use fronts::{Front, TempDir, documented, free_port};
+use fronts::{Front, documented, free_port};
 use sim::Sim;
 
 const PROXY: &str = "127.0.0.1";
@@ -32,22 +35,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// A certificate and key for these host names, as PEM files in `dir`.
-fn cert(dir: &TempDir, names: &[&str]) -> (String, String) {
-    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
-    let san = names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(",");
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={}", names[0])])
-        .args(["-addext", &format!("subjectAltName={san}"), "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
-    (cert.display().to_string(), key.display().to_string())
-}
-
 /// One simulator behind nginx's http module (docs/nginx/lsl-websocket.conf).
 struct Behind {
     sim: Sim,
@@ -55,9 +42,8 @@ struct Behind {
     /// nginx's plain and TLS listeners.
     front: SocketAddr,
     tls_front: SocketAddr,
-    /// The certificate nginx serves (its own CA: self-signed), a PEM file.
-    cert: String,
-    _certs: TempDir,
+    /// The test CA and the certificate nginx serves.
+    certs: Certs,
 }
 
 impl Behind {
@@ -69,8 +55,7 @@ impl Behind {
         let mut all = vec!["--authority", &authority, "--secure-authority", &secure_authority];
         all.extend_from_slice(args);
         let sim = Sim::start(free_port(PROXY), &all);
-        let certs = TempDir::new("certs");
-        let (cert, key) = cert(&certs, &["sim.test"]);
+        let certs = Certs::new(&["sim.test"]);
         let simulator = sim.addr.to_string();
         let http = documented(
             "nginx/lsl-websocket.conf",
@@ -79,13 +64,12 @@ impl Behind {
                 ("TLS_LISTEN", &tls_front.to_string()),
                 ("SERVER_NAME", "sim.test"),
                 ("SIMULATOR", &simulator),
-                ("CERT", &cert),
-                ("KEY", &key),
+                ("CERT", &certs.cert_file),
+                ("KEY", &certs.key_file),
             ],
         );
         let nginx = fronts::nginx(&http, "", &[front, tls_front]);
-        let cert = cert.clone();
-        let behind = Behind { sim, nginx, front, tls_front, cert, _certs: certs };
+        let behind = Behind { sim, nginx, front, tls_front, certs };
         assert!(behind.url("object-url").contains(&format!("://{front}/")), "URLs name the front");
         behind
     }
@@ -123,26 +107,74 @@ fn nginx_passes_websocket_http_in_and_sse() {
     b.nginx.assert_running();
 }
 
-/// nginx ends TLS on its TLS listener and passes plain HTTP on; the
-/// client (curl trusting nginx's certificate) still shows as itself.
+/// A `wss://` session from `source` through nginx's TLS listener (rustls,
+/// trusting the test CA); the session or the refusal's status.
+/// A TLS WebSocket client.
+type Wss = tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>;
+
+fn wss(b: &Behind, source: IpAddr, url: &str) -> Result<Wss, u16> {
+    let tls = b.certs.client("sim.test", from::tcp(source, b.tls_front));
+    match tungstenite::client::client(url, tls) {
+        Ok((ws, response)) => {
+            assert_eq!(response.status().as_u16(), 101);
+            Ok(ws)
+        }
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            Err(response.status().as_u16())
+        }
+        Err(e) => panic!("wss handshake on {url}: {e}"),
+    }
+}
+
+/// nginx ends TLS on its TLS listener and passes plain HTTP on: the
+/// script's `wss://` and `https://` URLs (`--secure-authority`) work through
+/// it, revocation included, and the client still shows as itself.
 #[test]
 fn nginx_terminates_tls() {
-    let b = Behind::start(&["--trusted-proxy", "127.0.0.1/32"]);
-    // --secure-authority names nginx's TLS listener: the script's secure URL.
-    let https = b.url("secure-http-url");
-    assert!(https.starts_with(&format!("https://sim.test:{}/lslhttps/", b.tls_front.port())), "{https}");
-    let tls = ["--cacert", b.cert.as_str()];
+    let mut b = Behind::start(&["--trusted-proxy", "127.0.0.1/32"]);
+    let secure = format!("sim.test:{}", b.tls_front.port());
+    let (wss_url, https) = (b.url("secure-object-url"), b.url("secure-http-url"));
+    assert!(wss_url.starts_with(&format!("wss://{secure}/lslws/")), "{wss_url}");
+    assert!(https.starts_with(&format!("https://{secure}/lslhttps/")), "{https}");
+
+    let mut session = wss(&b, ip(CLIENT_A), &wss_url).unwrap_or_else(|s| panic!("wss handshake: {s}"));
+    for text in ["over wss ✓", &"y".repeat(2048)] {
+        session.send(tungstenite::Message::text(text)).unwrap();
+        match session.read().unwrap() {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), text),
+            other => panic!("expected the echo, got {other:?}"),
+        }
+    }
+
+    let tls = ["--cacert", b.certs.ca_file.as_str()];
     let mut args = tls.to_vec();
     args.extend(["--data-binary", "over TLS"]);
     let answer = curl_from(ip(CLIENT_A), b.tls_front, &https, &args);
     assert_eq!((answer.status, answer.text().as_str()), (200, "over TLS"), "{}", answer.head);
     assert_eq!(header_seen(ip(CLIENT_B), b.tls_front, &https, "x-remote-ip", &tls), CLIENT_B);
-    // Without trusting the certificate curl refuses: TLS really is on.
+    // Without trusting the test CA curl refuses: TLS really is on.
     let out = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "10", "--resolve", &format!("sim.test:{}:127.0.0.1", b.tls_front.port()), &https])
+        .args(["-s", "--max-time", "10", "--resolve", &format!("{secure}:127.0.0.1"), &https])
         .output()
         .expect("run curl");
     assert_eq!(out.status.code(), Some(60), "curl without --cacert: certificate not trusted");
+
+    b.sim.command("region-change");
+    let close = loop {
+        match session.read() {
+            Ok(tungstenite::Message::Close(Some(frame))) => break (u16::from(frame.code), frame.reason.to_string()),
+            Ok(tungstenite::Message::Close(None)) => panic!("a close frame without a code"),
+            Ok(_) => {}
+            Err(e) => panic!("expected a close frame: {e}"),
+        }
+    };
+    assert_eq!(close, (1001, "region change".to_string()));
+    assert_eq!(wss(&b, ip(CLIENT_A), &wss_url).err(), Some(404), "old wss:// URL through nginx");
+    assert_eq!(curl_from(ip(CLIENT_A), b.tls_front, &https, &tls).status, 404, "old https:// URL");
+    let fresh = b.url("secure-object-url");
+    let mut again = wss(&b, ip(CLIENT_A), &fresh).unwrap_or_else(|s| panic!("new wss URL: {s}"));
+    again.send(tungstenite::Message::text("new URL")).unwrap();
+    assert!(matches!(again.read().unwrap(), tungstenite::Message::Text(t) if t.as_str() == "new URL"));
 }
 
 /// Every stdin command revokes the URLs as SPEC §4 says, seen through nginx.
@@ -242,9 +274,7 @@ fn untrusted_proxy_is_one_rate_bucket() {
 
 /// Two simulator hosts, each with its own public name, behind one nginx
 /// that routes by host name: the documented server block once per host.
-fn two_hosts(front: SocketAddr, tls_front: SocketAddr, hosts: &[(&str, &Sim)], certs: &TempDir) -> Front {
-    let names: Vec<&str> = hosts.iter().map(|(n, _)| *n).collect();
-    let (cert, key) = cert(certs, &names);
+fn two_hosts(front: SocketAddr, tls_front: SocketAddr, hosts: &[(&str, &Sim)], certs: &Certs) -> Front {
     let mut http = String::new();
     for (i, (name, sim)) in hosts.iter().enumerate() {
         let text = documented(
@@ -254,8 +284,8 @@ fn two_hosts(front: SocketAddr, tls_front: SocketAddr, hosts: &[(&str, &Sim)], c
                 ("TLS_LISTEN", &tls_front.to_string()),
                 ("SERVER_NAME", name),
                 ("SIMULATOR", &sim.addr.to_string()),
-                ("CERT", &cert),
-                ("KEY", &key),
+                ("CERT", &certs.cert_file),
+                ("KEY", &certs.key_file),
             ],
         );
         // The map once, then one server block per host.
@@ -287,7 +317,7 @@ fn two_hosts_by_name_and_a_crossing_revokes() {
     };
     let (mut sim1, mut sim2) = (start(CLIENT_A, "sim1.test"), start(CLIENT_B, "sim2.test"));
     assert_eq!((sim1.addr.ip(), sim2.addr.ip()), (ip(CLIENT_A), ip(CLIENT_B)));
-    let certs = TempDir::new("certs");
+    let certs = Certs::new(&["sim1.test", "sim2.test"]);
     let _nginx = two_hosts(front, tls_front, &[("sim1.test", &sim1), ("sim2.test", &sim2)], &certs);
 
     let (old, old_http) =

@@ -100,13 +100,17 @@ impl Sim {
         self.urls.get(label).cloned().unwrap_or_else(|| panic!("echo_server printed no {label}: {:?}", self.seen))
     }
 
-    /// Sends a stdin command and waits for the echo object's new WebSocket
-    /// and HTTP-in URLs (every command ends with the script asking again).
+    /// Sends a stdin command and waits for every new URL of the echo object
+    /// (WebSocket and HTTP-in, and their secure ones when it holds them):
+    /// every command ends with its script asking again.
     pub fn command(&mut self, command: &str) {
         writeln!(self.stdin, "{command}").expect("write to echo_server's stdin");
         self.stdin.flush().unwrap();
-        let (object, http) = (self.url("object-url"), self.url("http-url"));
-        self.wait(|sim, _| sim.urls["object-url"] != object && sim.urls["http-url"] != http);
+        let old: Vec<(&str, String)> = ["object-url", "http-url", "secure-object-url", "secure-http-url"]
+            .into_iter()
+            .filter_map(|label| Some((label, self.urls.get(label)?.clone())))
+            .collect();
+        self.wait(|sim, _| old.iter().all(|(label, url)| sim.urls[*label] != *url));
     }
 }
 
