@@ -49,12 +49,17 @@ struct Behind {
 impl Behind {
     /// `echo_server <args>` on 127.0.0.1, its URLs naming the nginx front.
     fn start(args: &[&str]) -> Behind {
+        Behind::start_expecting(args, &["object-url", "http-url", "secure-object-url", "secure-http-url"])
+    }
+
+    /// [`Behind::start`] that waits for these URL labels.
+    fn start_expecting(args: &[&str], labels: &[&str]) -> Behind {
         let (front, tls_front) = (free_port(PROXY), free_port(PROXY));
         let authority = front.to_string();
         let secure_authority = format!("sim.test:{}", tls_front.port());
         let mut all = vec!["--authority", &authority, "--secure-authority", &secure_authority];
         all.extend_from_slice(args);
-        let sim = Sim::start(free_port(PROXY), &all);
+        let sim = Sim::start_expecting(free_port(PROXY), &all, labels);
         let certs = Certs::new(&["sim.test"]);
         let simulator = sim.addr.to_string();
         let http = documented(
@@ -70,7 +75,7 @@ impl Behind {
         );
         let nginx = fronts::nginx(&http, "", &[front, tls_front]);
         let behind = Behind { sim, nginx, front, tls_front, certs };
-        assert!(behind.url("object-url").contains(&format!("://{front}/")), "URLs name the front");
+        assert!(behind.url(labels[0]).contains(&format!("://{front}/")), "URLs name the front");
         behind
     }
 
@@ -82,7 +87,13 @@ impl Behind {
 #[test]
 fn nginx_passes_websocket_http_in_and_sse() {
     let mut b = Behind::start(&[]);
-    eprintln!("{}", fronts::nginx_version());
+    eprintln!(
+        "{}; simulator on {}, URLs {} and {}",
+        fronts::nginx_version(),
+        b.sim.addr,
+        b.url("object-url"),
+        b.url("http-url")
+    );
     let object = b.url("object-url");
     let mut session = ws_echo(ip(CLIENT_A), b.front, &object, "through nginx ✓");
     e2e_support::wire::echo_once(&mut session, &"x".repeat(2048));
@@ -172,6 +183,7 @@ fn nginx_terminates_tls() {
     assert_eq!(wss(&b, ip(CLIENT_A), &wss_url).err(), Some(404), "old wss:// URL through nginx");
     assert_eq!(curl_from(ip(CLIENT_A), b.tls_front, &https, &tls).status, 404, "old https:// URL");
     let fresh = b.url("secure-object-url");
+    eprintln!("tls: {wss_url} and {https} via nginx {}; after region-change 404, new {fresh}", b.tls_front);
     let mut again = wss(&b, ip(CLIENT_A), &fresh).unwrap_or_else(|s| panic!("new wss URL: {s}"));
     again.send(tungstenite::Message::text("new URL")).unwrap();
     assert!(matches!(again.read().unwrap(), tungstenite::Message::Text(t) if t.as_str() == "new URL"));
@@ -257,6 +269,7 @@ fn nginx_rate_limit_buckets_per_client() {
     assert_eq!(until_refused(ip(CLIENT_A), b.front, &url), 429);
     // A has spent its second; B's own bucket is untouched.
     ws_echo(ip(CLIENT_B), b.front, &url, "B is not A");
+    eprintln!("trusted nginx: {CLIENT_A} refused 429, {CLIENT_B} then 101 on {url}");
 }
 
 /// Without trust the proxy is one bucket: B is refused with A.
@@ -270,6 +283,7 @@ fn untrusted_proxy_is_one_rate_bucket() {
         ws(ip(CLIENT_B), b.front, &url).err()
     });
     assert_eq!(refused, Some(429), "B shares the proxy's bucket");
+    eprintln!("untrusted nginx: {CLIENT_B} refused 429 with {CLIENT_A} on {url}");
 }
 
 /// Two simulator hosts, each with its own public name, behind one nginx
@@ -440,4 +454,35 @@ fn docs_show_the_tested_configs() {
     }
     shown.sort();
     assert_eq!(shown, ["haproxy/lsl-websocket.cfg", "nginx/lsl-websocket-stream.conf", "nginx/lsl-websocket.conf"]);
+}
+
+/// Many regions on one port behind nginx: `echo_server --regions 2`, each
+/// region on its own thread, routed by capability inside the process.
+#[test]
+fn nginx_fronts_many_regions_on_one_port() {
+    let labels = ["object-url region=0", "http-url region=0", "object-url region=1", "http-url region=1"];
+    let mut b = Behind::start_expecting(&["--regions", "2", "--trusted-proxy", "127.0.0.1/32"], &labels);
+    let (old0, old_http0) = (b.url(labels[0]), b.url(labels[1]));
+    let mut in0 = ws_echo(ip(CLIENT_A), b.front, &old0, "region 0");
+    let mut in1 = ws_echo(ip(CLIENT_A), b.front, &b.url(labels[2]), "region 1");
+    assert_eq!(header_seen(ip(CLIENT_B), b.front, &b.url(labels[3]), "x-remote-ip", &[]), CLIENT_B);
+
+    // Region 0's echo object crosses into region 1.
+    b.sim.command_expecting("cross 0 1", &labels);
+    assert_eq!(recv_close(&mut in0), (1001, "region change".to_string()));
+    assert_eq!(ws(ip(CLIENT_A), b.front, &old0).err(), Some(404), "old URL through nginx");
+    assert_eq!(curl_from(ip(CLIENT_A), b.front, &old_http0, &[]).status, 404, "old HTTP-in URL");
+    ws_echo(ip(CLIENT_A), b.front, &b.url(labels[2]), "arrived in region 1");
+    let answer = curl_from(ip(CLIENT_A), b.front, &b.url(labels[3]), &["--data-binary", "region 1 http"]);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "region 1 http"));
+    e2e_support::wire::echo_once(&mut in1, "still open");
+
+    // Removing region 1 closes its sessions only.
+    let mut again0 = ws_echo(ip(CLIENT_A), b.front, &b.url(labels[0]), "region 0's new object");
+    b.sim.send("remove-region 1");
+    let closed = recv_close(&mut in1);
+    assert_eq!(closed.0, 1001, "{closed:?}");
+    eprintln!("regions: {old0} crossed (1001 region change, then 404); remove-region 1 closed {closed:?}");
+    e2e_support::wire::echo_once(&mut again0, "region 0 lives");
+    b.nginx.assert_running();
 }

@@ -1,7 +1,8 @@
 //! The `echo_server` example as one simulator host behind a proxy: a child
 //! process started with any flags, whose URL lines (`object-url <url>`,
-//! `http-url <url>`, `region-url <url>`, `secure-…`; any trailing fields
-//! ignored) are read from its output. Killed when dropped.
+//! `http-url <url>`, `region-url <url>`, `secure-…`; with `--regions N`
+//! each ends ` region=<i>`, and is kept as `object-url region=<i>`) are
+//! read from its output. Killed when dropped.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -36,6 +37,15 @@ impl Sim {
     /// test picks the port: with `--authority` the URLs name the proxy, so
     /// they do not tell where the simulator listens.
     pub fn start(bind: SocketAddr, args: &[&str]) -> Sim {
+        let mut labels = vec!["object-url", "http-url"];
+        if args.contains(&"--secure-authority") {
+            labels.extend(["secure-object-url", "secure-http-url"]);
+        }
+        Sim::start_expecting(bind, args, &labels)
+    }
+
+    /// [`Sim::start`] that waits for these URL labels.
+    pub fn start_expecting(bind: SocketAddr, args: &[&str], labels: &[&str]) -> Sim {
         let mut child = Command::new(echo_server_bin())
             .arg("--bind")
             .arg(bind.to_string())
@@ -61,11 +71,7 @@ impl Sim {
         });
         let stdin = child.stdin.take().unwrap();
         let mut sim = Sim { child, stdin, lines, urls: HashMap::new(), addr: bind, seen: Vec::new() };
-        let secure = args.contains(&"--secure-authority");
-        sim.wait(|sim, _| {
-            let has = |label: &str| sim.urls.contains_key(label);
-            has("object-url") && has("http-url") && (!secure || has("secure-object-url") && has("secure-http-url"))
-        });
+        sim.wait(|sim, _| labels.iter().all(|label| sim.urls.contains_key(*label)));
         sim
     }
 
@@ -84,7 +90,11 @@ impl Sim {
                     if let (Some(label), Some(url)) = (fields.next(), fields.next())
                         && label.ends_with("-url")
                     {
-                        self.urls.insert(label.to_string(), url.to_string());
+                        let key = match fields.find(|f| f.starts_with("region=")) {
+                            Some(region) => format!("{label} {region}"),
+                            None => label.to_string(),
+                        };
+                        self.urls.insert(key, url.to_string());
                     }
                 }
                 Line::Err(l) => self.seen.push(format!("stderr: {l}")),
@@ -104,13 +114,24 @@ impl Sim {
     /// (WebSocket and HTTP-in, and their secure ones when it holds them):
     /// every command ends with its script asking again.
     pub fn command(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").expect("write to echo_server's stdin");
-        self.stdin.flush().unwrap();
-        let old: Vec<(&str, String)> = ["object-url", "http-url", "secure-object-url", "secure-http-url"]
+        let labels: Vec<&str> = ["object-url", "http-url", "secure-object-url", "secure-http-url"]
             .into_iter()
-            .filter_map(|label| Some((label, self.urls.get(label)?.clone())))
+            .filter(|label| self.urls.contains_key(*label))
             .collect();
-        self.wait(|sim, _| old.iter().all(|(label, url)| sim.urls[*label] != *url));
+        self.command_expecting(command, &labels);
+    }
+
+    /// Sends a stdin command and waits until each of these URLs changed.
+    pub fn command_expecting(&mut self, command: &str, labels: &[&str]) {
+        let old: Vec<(&str, Option<String>)> = labels.iter().map(|l| (*l, self.urls.get(*l).cloned())).collect();
+        self.send(command);
+        self.wait(|sim, _| old.iter().all(|(label, url)| sim.urls.get(*label) != url.as_ref()));
+    }
+
+    /// Writes one stdin line.
+    pub fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write to echo_server's stdin");
+        self.stdin.flush().unwrap();
     }
 }
 
