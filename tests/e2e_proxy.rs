@@ -1,9 +1,10 @@
 //! The `echo_server` example behind real reverse proxies (SPEC §15, §16),
 //! each started by the test on loopback with the configs docs/deploy.md
 //! documents and killed after: nginx's http module (WebSocket, HTTP-in,
-//! SSE, the lifecycle commands, X-Forwarded-For from a trusted proxy, the
-//! rate limit per client), nginx's stream module sending PROXY v1, HAProxy
-//! sending PROXY v2, and one nginx routing two simulator hosts by name.
+//! SSE, the lifecycle commands, TLS ending at nginx, X-Forwarded-For from a
+//! trusted proxy, the rate limit per client, many regions on one port),
+//! nginx's stream module sending PROXY v1, HAProxy sending PROXY v2, and
+//! one nginx routing two simulator hosts by name.
 //!
 //! Clients connect from 127.0.0.2 and 127.0.0.3, so the address the
 //! simulator reports tells them apart from the proxy (127.0.0.1). nginx and
@@ -19,6 +20,7 @@ mod fronts;
 #[path = "e2e_support/sim.rs"]
 mod sim;
 
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 
 use certs::Certs;
@@ -118,11 +120,11 @@ fn nginx_passes_websocket_http_in_and_sse() {
     b.nginx.assert_running();
 }
 
-/// A `wss://` session from `source` through nginx's TLS listener (rustls,
-/// trusting the test CA); the session or the refusal's status.
 /// A TLS WebSocket client.
 type Wss = tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>;
 
+/// A `wss://` session from `source` through nginx's TLS listener (rustls,
+/// trusting the test CA); the session or the refusal's status.
 fn wss(b: &Behind, source: IpAddr, url: &str) -> Result<Wss, u16> {
     let tls = b.certs.client("sim.test", from::tcp(source, b.tls_front));
     match tungstenite::client::client(url, tls) {
@@ -389,8 +391,11 @@ fn through_tcp_proxy(proxied: SocketAddr, front: SocketAddr, public: impl Fn(&st
     let mut raw = from::tcp(ip(CLIENT_A), proxied);
     std::io::Write::write_all(&mut raw, format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
     let mut got = Vec::new();
-    let _ = std::io::Read::read_to_end(&mut raw, &mut got);
+    let end = std::io::Read::read_to_end(&mut raw, &mut got);
     assert!(got.is_empty(), "answered without a PROXY header: {:?}", String::from_utf8_lossy(&got));
+    // Closed (end of stream or reset), not left open until our read timeout.
+    let timed_out = end.as_ref().is_err_and(|e| matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut));
+    assert!(!timed_out, "the PROXY listener kept a connection without a header open: {end:?}");
     // A PROXY header from a peer that is no trusted proxy is read and ignored.
     let mut raw = from::tcp(ip(CLIENT_A), proxied);
     let forged = format!(
