@@ -315,3 +315,71 @@ fn bad_certificate_and_key_files_are_typed_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn many_regions_behind_one_tls_listener() {
+    let certs = Certs::new();
+    let mut args = certs.args();
+    args.extend(["--regions".to_string(), "3".to_string()]);
+    let mut server = EchoProcess::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // Each region's lines come in its own order; regions may interleave.
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < 6 {
+        let (label, region, url) = server.wait_for(|line| match line {
+            e2e_support::process::Line::Out(l) => {
+                let words: Vec<&str> = l.split(' ').collect();
+                let region = words.get(2)?.strip_prefix("region=")?.parse::<usize>().ok()?;
+                words[0].starts_with("secure-").then(|| (words[0].to_string(), region, words[1].to_string()))
+            }
+            _ => None,
+        });
+        seen.insert((label, region), url);
+    }
+    let config = certs.client_config();
+    let ca = certs.ca.display().to_string();
+    for region in 0..3 {
+        let wss = &seen[&("secure-object-url".to_string(), region)];
+        let https = &seen[&("secure-http-url".to_string(), region)];
+        // The TLS session was handshaken on the acceptor's thread and goes on in the region's.
+        let mut ws = tls::wss_client(wss, &config);
+        for i in 0..20 {
+            tls::echo_once(&mut ws, &format!("region {region} message {i}"));
+        }
+        let body = format!("region {region} over https");
+        let answer = curl(&["--cacert", &ca, "-H", "Content-Type: text/plain; charset=utf-8", "-d", &body], https);
+        assert_eq!((answer.status, answer.text()), (200, body));
+    }
+    // A region removed: its TLS sessions get 1001 like plain ones, the others go on.
+    let mut zero = tls::wss_client(&seen[&("secure-object-url".to_string(), 0)], &config);
+    let mut two = tls::wss_client(&seen[&("secure-object-url".to_string(), 2)], &config);
+    server.send_line("remove-region 0");
+    assert_eq!(close_of(&mut zero), (1001, "region restart".to_string()));
+    tls::echo_once(&mut two, "region 2 still echoes over TLS");
+    // Untagged requests (the page) now go to the lowest region left, over TLS too.
+    let page = curl(&["--cacert", &ca], &format!("https://{}/", authority(&seen[&("secure-http-url".to_string(), 1)])));
+    assert_eq!(page.status, 200);
+}
+
+#[test]
+fn plain_proxy_listener_takes_the_client_address_from_a_trusted_peer() {
+    let mut server = EchoProcess::start(&["--proxy-bind", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1"]);
+    let proxied: SocketAddr = server.wait_for(|line| match line {
+        e2e_support::process::Line::Err(l) => {
+            l.strip_prefix("also listening on ")?.strip_suffix(" (expects PROXY)")?.parse().ok()
+        }
+        _ => None,
+    });
+    let (_, path) = tls::split(&server.http_url());
+    let ask = |addr: SocketAddr, proxy: &str| {
+        let head = format!("{proxy}GET {path}header/x-remote-ip HTTP/1.1\r\nHost: {addr}");
+        tls::request(wire::tcp(addr), &head, "")
+    };
+    let answer = ask(proxied, "PROXY TCP4 192.0.2.44 127.0.0.1 40000 8787\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("192.0.2.44"), "{answer}");
+    // The plain listener expects no header: its client is the peer itself.
+    let direct = ask(server.addr(), "");
+    assert!(direct.ends_with("127.0.0.1"), "{direct}");
+    // And a PROXY line there is no header but a bad request.
+    let spoofed = ask(server.addr(), "PROXY TCP4 192.0.2.44 127.0.0.1 40000 8787\r\n");
+    assert!(spoofed.starts_with("HTTP/1.1 4"), "{spoofed}");
+}
