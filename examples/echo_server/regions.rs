@@ -34,10 +34,11 @@ impl Regions {
 
     fn remove(&mut self, index: usize) -> Result<(), String> {
         let tag = self.tags.remove(&index).ok_or_else(|| format!("no region {index}"))?;
-        self.sim.remove_region(tag);
-        // The page and other untagged requests go to the lowest-numbered region left.
+        // The page and other untagged requests go to the lowest-numbered region
+        // left, from before the removal starts (it waits for the region's sessions).
         let default = self.tags.values().next().copied();
         self.sim.set_default_region(default);
+        self.sim.remove_region(tag);
         Ok(())
     }
 

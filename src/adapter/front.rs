@@ -13,11 +13,9 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use crate::config::Config;
@@ -70,56 +68,9 @@ impl ListenerOptions {
     }
 }
 
-/// The socket under a TLS stream: bytes the front stage read past the PROXY
-/// header come first. The socket is an `Option` so it can leave its runtime
-/// (`into_std`) and join another (`from_std`) under a live TLS session:
-/// tokio-rustls has no way to rebuild a stream from a connection state.
-#[derive(Debug)]
-pub(crate) struct FrontIo {
-    unread: Vec<u8>,
-    sock: Option<TcpStream>,
-}
-
-fn detached() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "socket detached from its runtime")
-}
-
-impl FrontIo {
-    fn sock(&mut self) -> io::Result<Pin<&mut TcpStream>> {
-        self.sock.as_mut().map(Pin::new).ok_or_else(detached)
-    }
-}
-
-impl AsyncRead for FrontIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.unread.is_empty() {
-            let n = this.unread.len().min(buf.remaining());
-            buf.put_slice(&this.unread[..n]);
-            this.unread.drain(..n);
-            return Poll::Ready(Ok(()));
-        }
-        this.sock()?.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for FrontIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.get_mut().sock()?.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().sock()?.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().sock()?.poll_shutdown(cx)
-    }
-}
-
 /// A TLS stream whose socket can move between runtimes.
 #[cfg(feature = "tls")]
-pub(crate) type TlsStream = tokio_rustls::server::TlsStream<FrontIo>;
+pub(crate) type TlsStream = tokio_rustls::server::TlsStream<super::tls::FrontIo>;
 
 /// A connection after its front stage, on the current runtime.
 pub(crate) enum Stream {
@@ -141,7 +92,7 @@ impl Stream {
             }),
             #[cfg(feature = "tls")]
             Stream::Tls(mut tls) => {
-                let sock = tls.get_mut().0.sock.take().ok_or_else(detached)?.into_std()?;
+                let sock = tls.get_mut().0.take()?.into_std()?;
                 Ok(Detached { sock, tls: Some(tls) })
             }
         }
@@ -161,7 +112,7 @@ impl Detached {
         let sock = TcpStream::from_std(self.sock)?;
         #[cfg(feature = "tls")]
         if let Some(mut tls) = self.tls {
-            tls.get_mut().0.sock = Some(sock);
+            tls.get_mut().0.put(sock);
             return Ok(Stream::Tls(tls));
         }
         Ok(Stream::Plain(sock))
@@ -225,7 +176,7 @@ async fn stage(
     }
     #[cfg(feature = "tls")]
     if let Some(tls) = &options.tls {
-        let io = FrontIo { unread: std::mem::take(&mut buf), sock: Some(sock) };
+        let io = super::tls::FrontIo::new(std::mem::take(&mut buf), sock);
         let mut tls = Box::new(tls.acceptor().accept(io).await?);
         let route = if routing { Some(read_prefix(&mut *tls, &mut buf).await?) } else { None };
         return Ok(Arrival { stream: Stream::Tls(tls), remote, first: buf, route });

@@ -11,12 +11,17 @@
 //! # Ok::<(), lsl_websocket::adapter::tls::TlsError>(())
 //! ```
 
+use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 /// Why a TLS configuration could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -99,5 +104,67 @@ impl TlsConfig {
     /// The acceptor a listener's connections are handshaken with.
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.server.clone())
+    }
+}
+
+/// The socket under a TLS stream: bytes the front stage read past the PROXY
+/// header come first. The socket is an `Option` so it can leave its runtime
+/// (`into_std`) and join another (`from_std`) under a live TLS session:
+/// tokio-rustls has no way to rebuild a stream from a connection state.
+#[derive(Debug)]
+pub(crate) struct FrontIo {
+    unread: Vec<u8>,
+    sock: Option<TcpStream>,
+}
+
+fn detached() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "socket detached from its runtime")
+}
+
+impl FrontIo {
+    /// The socket, with what was read past a PROXY header before it.
+    pub(crate) fn new(unread: Vec<u8>, sock: TcpStream) -> FrontIo {
+        FrontIo { unread, sock: Some(sock) }
+    }
+
+    /// Takes the socket out (to leave this runtime).
+    pub(crate) fn take(&mut self) -> io::Result<TcpStream> {
+        self.sock.take().ok_or_else(detached)
+    }
+
+    /// Puts a socket registered with this runtime back.
+    pub(crate) fn put(&mut self, sock: TcpStream) {
+        self.sock = Some(sock);
+    }
+
+    fn sock(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        self.sock.as_mut().map(Pin::new).ok_or_else(detached)
+    }
+}
+
+impl AsyncRead for FrontIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread[..n]);
+            this.unread.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
+        this.sock()?.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FrontIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().sock()?.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().sock()?.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().sock()?.poll_shutdown(cx)
     }
 }
