@@ -146,7 +146,9 @@
 //!
 //! | feature | module | what it is |
 //! |---|---|---|
-//! | `tokio` | `adapter::tokio` | async; one task owns the region, one task per connection; thousands of connections |
+//! | `tokio` | `adapter::tokio` | async; one task owns the region, one task per connection; thousands of connections; plain or PROXY-protocol listeners |
+//! | `tokio` | `adapter::sim` | many regions on one port, each on its own thread, routed by capability (SPEC §16) |
+//! | `tls` | `adapter::tls` | TLS listeners for both (`wss://`, `https://`): rustls with the ring provider |
 //! | `std` | `adapter::std` | blocking `std::net`; two threads per connection; tools, bridges, small regions |
 //!
 //! Both run the embedder's script logic through the `adapter::Handler`

@@ -7,6 +7,7 @@
 //! ```text
 //! cargo run --release --example probe -- --object-url URL [--region-url URL]
 //!     [--http-url URL [--http-timeout SECS]] [--lines] [--sse] [--domain D] [--max-message N] [--timeout SECS]
+//!     [--ca-file FILE]
 //! cargo run --release --example probe -- --list
 //! ```
 //!
@@ -40,6 +41,8 @@
 //!   over SSE.
 //! - `--max-message N`: the server's message cap in bytes (default 2048, the
 //!   SPEC default): exactly N bytes must echo, N + 1 must close 1009.
+//! - `--ca-file FILE`: PEM CA certificates to trust for `wss://` and
+//!   `https://` URLs (feature `tls`).
 //! - `--timeout SECS`: the limit for every socket operation (connect, each
 //!   write, each awaited answer), default 5; decimals allowed. A broken
 //!   server cannot hang the probe.
@@ -54,7 +57,9 @@
 //!
 //! A `429` answer (the server's handshake rate limit) is not a failure: the
 //! probe waits for `Retry-After` (1 to 5 s) and tries again, up to 3 times.
-//! Only `ws://` and `http://` URLs: the probe has no TLS.
+//! `wss://` and `https://` URLs (built with feature `tls`) are checked over
+//! TLS (rustls with ring) trusting only the CA certificates of
+//! `--ca-file FILE` (PEM); the probe carries no root store of its own.
 
 mod checks;
 mod frames;
@@ -79,7 +84,8 @@ use frames::Frame;
 use net::{Stream, Target};
 
 const USAGE: &str = "usage: probe --object-url ws://HOST:PORT/PATH [--region-url ws://HOST:PORT/PATH] \
-[--http-url http://HOST:PORT/lslhttp/CAP/ [--http-timeout SECS]] [--lines] [--sse] [--domain D] [--max-message N] [--timeout SECS]
+[--http-url http://HOST:PORT/lslhttp/CAP/ [--http-timeout SECS]] [--lines] [--sse] [--domain D] [--max-message N] [--timeout SECS] \
+[--ca-file FILE] (wss:// and https:// URLs need it)
        probe --list";
 
 /// How often a 429 answer is retried.
@@ -115,6 +121,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "--object-url" => object = Some(value("--object-url")?),
+            "--ca-file" => net::set_tls(&value("--ca-file")?)?,
             "--region-url" => region = Some(value("--region-url")?),
             "--http-url" => http = Some(value("--http-url")?),
             "--http-timeout" => http_timeout = Some(seconds("--http-timeout", &value("--http-timeout")?)?),

@@ -9,30 +9,40 @@ use crate::{MAX_HEAD, Probe, RATE_RETRIES};
 // ---------------------------------------------------------------------------
 // Arguments and targets
 
-/// A parsed `ws://` (or, for `--http-url`, `http://`) URL.
+/// A parsed `ws://` or `wss://` (or, for `--http-url`, `http://` or `https://`) URL.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: String,
     /// `host[:port]` as written, for the `Host` header.
     pub authority: String,
+    /// The host alone, the TLS server name.
+    pub host: String,
     /// Path and query, the request target.
     pub path: String,
     pub addrs: Vec<SocketAddr>,
+    /// `wss://` or `https://`: connections speak TLS (see [`set_tls`]).
+    pub tls: bool,
 }
 
 impl Target {
-    /// A `ws://` URL.
+    /// A `ws://` or `wss://` URL.
     pub fn parse(flag: &str, url: &str) -> Result<Target, String> {
         Target::parse_scheme(flag, url, "ws")
     }
 
-    /// A URL of `scheme` (`ws` or `http`); the TLS scheme is refused.
+    /// A URL of `scheme` (`ws` or `http`) or its TLS twin (`wss`, `https`).
     pub fn parse_scheme(flag: &str, url: &str, scheme: &str) -> Result<Target, String> {
-        if url.starts_with(&format!("{scheme}s://")) {
-            return Err(format!("{flag}: {scheme}s:// is not supported (the probe has no TLS): {url}"));
+        let (rest, tls) = match url.strip_prefix(&format!("{scheme}s://")) {
+            Some(rest) => (rest, true),
+            None => (
+                url.strip_prefix(&format!("{scheme}://"))
+                    .ok_or_else(|| format!("{flag}: not a {scheme}:// or {scheme}s:// URL: {url}"))?,
+                false,
+            ),
+        };
+        if tls && TLS.get().is_none() {
+            return Err(format!("{flag}: {scheme}s:// needs --ca-file (the probe trusts no other roots): {url}"));
         }
-        let rest =
-            url.strip_prefix(&format!("{scheme}://")).ok_or_else(|| format!("{flag}: not a {scheme}:// URL: {url}"))?;
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let authority = &rest[..end];
         let mut path = rest[end..].split('#').next().unwrap_or("").to_string();
@@ -47,7 +57,7 @@ impl Target {
                 let port = p.parse::<u16>().map_err(|_| format!("{flag}: bad port in {url}"))?;
                 (h, port)
             }
-            _ => (authority, 80),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> =
@@ -55,7 +65,7 @@ impl Target {
         if addrs.is_empty() {
             return Err(format!("{flag}: {host} resolves to no address"));
         }
-        Ok(Target { url: url.to_string(), authority: authority.to_string(), path, addrs })
+        Ok(Target { url: url.to_string(), authority: authority.to_string(), host: host.to_string(), path, addrs, tls })
     }
 
     /// The same target with another request path.
@@ -67,12 +77,13 @@ impl Target {
 // ---------------------------------------------------------------------------
 // Sockets with deadlines
 
-/// A TCP stream whose every read and write ends by a deadline, renewed by
-/// [`Stream::arm`] before each awaited answer. Timeouts surface as
-/// `ErrorKind::TimedOut` (never `WouldBlock`, which tungstenite would
-/// take for a non-blocking socket).
+/// A TCP stream (TLS for a `wss://` or `https://` target) whose every read
+/// and write ends by a deadline, renewed by [`Stream::arm`] before each
+/// awaited answer. Timeouts surface as `ErrorKind::TimedOut` (never
+/// `WouldBlock`, which tungstenite would take for a non-blocking socket).
 pub struct Stream {
     tcp: TcpStream,
+    tls: Option<Box<tls::Session>>,
     timeout: Duration,
     deadline: Instant,
 }
@@ -84,7 +95,8 @@ impl Stream {
             match TcpStream::connect_timeout(addr, timeout) {
                 Ok(tcp) => {
                     let _ = tcp.set_nodelay(true);
-                    return Ok(Stream { tcp, timeout, deadline: Instant::now() + timeout });
+                    let tls = if t.tls { Some(Box::new(tls::session(&t.host)?)) } else { None };
+                    return Ok(Stream { tcp, tls, timeout, deadline: Instant::now() + timeout });
                 }
                 Err(e) => last = (e.kind(), format!("connect {addr}: {e}")),
             }
@@ -131,7 +143,11 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.left()?;
         self.tcp.set_read_timeout(Some(left))?;
-        self.tcp.read(buf).map_err(|e| self.map(e))
+        let read = match &mut self.tls {
+            Some(session) => tls::read(session, &mut self.tcp, buf),
+            None => self.tcp.read(buf),
+        };
+        read.map_err(|e| self.map(e))
     }
 }
 
@@ -139,11 +155,109 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let left = self.left()?;
         self.tcp.set_write_timeout(Some(left))?;
-        self.tcp.write(buf).map_err(|e| self.map(e))
+        let written = match &mut self.tls {
+            Some(session) => tls::write(session, &mut self.tcp, buf),
+            None => self.tcp.write(buf),
+        };
+        written.map_err(|e| self.map(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
+        match &mut self.tls {
+            Some(session) => tls::flush(session, &mut self.tcp),
+            None => self.tcp.flush(),
+        }
+    }
+}
+
+/// The trust for `wss://` and `https://` targets: the certificates of `--ca-file`.
+static TLS: std::sync::OnceLock<tls::Trust> = std::sync::OnceLock::new();
+
+/// Trusts the CA certificates in a PEM file (once, before targets are parsed).
+pub fn set_tls(ca_file: &str) -> Result<(), String> {
+    let trust = tls::trust(ca_file)?;
+    TLS.set(trust).map_err(|_| "--ca-file given twice".to_string())
+}
+
+/// TLS with rustls (ring) when the example is built with feature `tls`.
+#[cfg(feature = "tls")]
+mod tls {
+    use std::io::{self, ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    pub type Session = ClientConnection;
+    pub type Trust = Arc<ClientConfig>;
+
+    pub fn trust(ca_file: &str) -> Result<Trust, String> {
+        let mut roots = RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| format!("--ca-file {ca_file}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("--ca-file {ca_file}: {e}"))?;
+            roots.add(cert).map_err(|e| format!("--ca-file {ca_file}: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("--ca-file {ca_file}: no certificate in it"));
+        }
+        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+
+    pub fn session(host: &str) -> Result<Session, (ErrorKind, String)> {
+        let trust = super::TLS.get().ok_or((ErrorKind::InvalidInput, "no --ca-file".to_string()))?;
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| (ErrorKind::InvalidInput, format!("{host} is no TLS server name: {e}")))?;
+        ClientConnection::new(trust.clone(), name).map_err(|e| (ErrorKind::InvalidInput, e.to_string()))
+    }
+
+    pub fn read(session: &mut Session, tcp: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        rustls::Stream::new(session, tcp).read(buf)
+    }
+
+    pub fn write(session: &mut Session, tcp: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
+        rustls::Stream::new(session, tcp).write(buf)
+    }
+
+    pub fn flush(session: &mut Session, tcp: &mut TcpStream) -> io::Result<()> {
+        rustls::Stream::new(session, tcp).flush()
+    }
+}
+
+/// Without feature `tls`: `--ca-file` and TLS URLs are refused.
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use std::io::{self, ErrorKind};
+    use std::net::TcpStream;
+
+    pub enum Session {}
+    pub type Trust = ();
+
+    pub fn trust(_ca_file: &str) -> Result<Trust, String> {
+        Err("--ca-file: this probe was built without the `tls` feature".into())
+    }
+
+    pub fn session(_host: &str) -> Result<Session, (ErrorKind, String)> {
+        Err((ErrorKind::Unsupported, "built without the `tls` feature".into()))
+    }
+
+    pub fn read(session: &mut Session, _: &mut TcpStream, _: &mut [u8]) -> io::Result<usize> {
+        match *session {}
+    }
+
+    pub fn write(session: &mut Session, _: &mut TcpStream, _: &[u8]) -> io::Result<usize> {
+        match *session {}
+    }
+
+    pub fn flush(session: &mut Session, _: &mut TcpStream) -> io::Result<()> {
+        match *session {}
     }
 }
 

@@ -9,7 +9,9 @@
 //! | module | feature | shape |
 //! |---|---|---|
 //! | [`std`] | `std` | blocking `std::net`: the caller's thread owns the region, two threads per connection |
-//! | [`tokio`] | `tokio` | one task owns the region, one task per connection; thousands of connections |
+//! | [`tokio`] | `tokio` | one task owns the region, one task per connection; thousands of connections; plain, TLS and PROXY listeners |
+//! | [`sim`] | `tokio` | many regions on one port, each on its own thread and runtime, routed by capability (SPEC §16) |
+//! | `tls` | `tls` | [`TlsConfig`](tls::TlsConfig) for the tokio adapter's TLS listeners: rustls with ring, PEM through rustls-pki-types |
 //! | [`mio`] | `mio` | one thread owns the region and every socket (epoll): no task or hop per message; the fast path for a thread per region |
 //!
 //! Both share the [`Handler`] trait (where script logic runs), the
@@ -35,11 +37,19 @@ use crate::region::Region;
 use crate::script::Event;
 use crate::session::ConnectionId;
 
+#[cfg(feature = "tokio")]
+mod front;
+#[cfg(feature = "tokio")]
+mod link;
 #[cfg(feature = "mio")]
 pub mod mio;
+#[cfg(feature = "tokio")]
+pub mod sim;
 #[cfg(feature = "std")]
 pub mod std;
 mod table;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

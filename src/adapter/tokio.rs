@@ -58,92 +58,65 @@
 //!   for up to 2 s so the peer sees our close frame rather than a reset. A
 //!   final write that does not finish within 10 s is abandoned.
 //!
-//! Limits: a peer that half-closes (sends FIN) is treated as gone; TLS is
-//! not terminated here (put a TLS proxy in front and set
-//! [`Config::secure_authority`](crate::Config::secure_authority)).
+//! - **Listeners.** A server listens on one or more sockets, each plain or
+//!   TLS (feature `tls`), each with or without a PROXY protocol header
+//!   ([`ListenerOptions`]). A plain socket without PROXY goes to the region
+//!   task as accepted; the others first pass their front stage (PROXY
+//!   header, TLS handshake) in a task of their own, bounded by
+//!   [`Config::handshake_timeout`](crate::Config::handshake_timeout), at most
+//!   [`Config::max_handshakes`](crate::Config::max_handshakes) at once. A TLS
+//!   connection's stream is owned by its connection task, so its batches
+//!   always take that hop.
+//!
+//! Limits: a peer that half-closes (sends FIN) is treated as gone. Many
+//! regions on one port: [`sim`](super::sim).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::table::{self, Table};
-use super::{Command, Error, Handler, LINGER, OsEntropy, Stopped};
+pub use super::front::ListenerOptions;
+use super::front::{self, Arrival, Detached, Stream};
+use super::link::{Report, Task};
+use super::table::Table;
+use super::{Command, Error, Handler, OsEntropy, Stopped};
 use crate::config::Config;
 use crate::region::Region;
-use crate::session::ConnectionId;
-
-/// Bytes read from a socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
-thread_local! {
-    /// Where connection tasks on this thread read into (one read at a time per thread).
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(READ_CHUNK));
-}
 
 /// Reports from connection tasks waiting for the region task; beyond this, readers wait.
 const REPORT_QUEUE: usize = 1024;
+/// Connections out of their front stage waiting for the region task; beyond this, acceptors wait.
+const ARRIVAL_QUEUE: usize = 256;
 
-enum Control<H> {
+pub(crate) enum Control<H> {
     Call(Command<H>),
     Shutdown,
 }
 
-/// What a connection task tells the region task.
-enum Report {
-    Data(ConnectionId, Vec<u8>),
-    /// The peer closed, or reading or writing failed.
-    Gone(ConnectionId),
-    Written(ConnectionId),
+/// A connection for the region task: accepted on its runtime, or handed over from another.
+pub(crate) enum Incoming {
+    Here(Arrival),
+    /// From the acceptor thread of a [`Simulator`](super::sim::Simulator).
+    Moved {
+        stream: Detached,
+        remote: IpAddr,
+        first: Vec<u8>,
+    },
 }
 
-/// What the region task and one connection task share: the socket, and the
-/// region task's commands in a slot rather than a channel (a tokio channel
-/// costs over a kilobyte per idle connection; the slot needs a few bytes).
-struct Shared {
-    stream: TcpStream,
-    cmds: std::sync::Mutex<Cmds>,
-    /// Wakes the connection task after `cmds` changed.
-    wake: Notify,
-}
-
-/// The region task's commands to a connection task.
-#[derive(Default)]
-struct Cmds {
-    /// A batch the socket did not take at once; at most one at a time.
-    write: Option<Bytes>,
-    paused: bool,
-    /// Everything is written: shut down and linger.
-    close: bool,
-}
-
-impl Shared {
-    fn new(stream: TcpStream) -> Shared {
-        Shared { stream, cmds: std::sync::Mutex::default(), wake: Notify::new() }
-    }
-
-    /// Changes the commands and wakes the connection task (a wake-up before it
-    /// waits is kept, so none is lost).
-    fn command(&self, f: impl FnOnce(&mut Cmds)) {
-        // The lock guards plain data, so a poisoned one is still usable.
-        f(&mut self.cmds.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        self.wake.notify_one();
-    }
-}
-
-/// A WebSocket server on tokio: a listener, a [`Region`] and the embedder's [`Handler`].
+/// A WebSocket server on tokio: listeners, a [`Region`] and the embedder's [`Handler`].
 ///
-/// Build it with [`bind`](Server::bind) or [`from_listener`](Server::from_listener),
-/// take [`handle`](Server::handle)s, then await [`run`](Server::run). `run`
-/// spawns one task per connection with [`tokio::spawn`], so it must be
-/// awaited inside a tokio runtime; the region itself lives in the future
-/// `run` returns.
+/// Build it with [`bind`](Server::bind), [`bind_all`](Server::bind_all) or
+/// [`from_listener`](Server::from_listener), take [`handle`](Server::handle)s,
+/// then await [`run`](Server::run). `run` spawns its tasks with
+/// [`tokio::spawn`], so it must be awaited inside a tokio runtime; the region
+/// itself lives in the future `run` returns.
 pub struct Server<H> {
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, ListenerOptions)>,
     region: Region,
     handler: H,
     control_tx: mpsc::UnboundedSender<Control<H>>,
@@ -152,33 +125,81 @@ pub struct Server<H> {
 
 impl<H> std::fmt::Debug for Server<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("listener", &self.listener).field("region", &self.region).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("listeners", &self.listeners)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
     }
 }
 
 impl<H: Handler> Server<H> {
-    /// Binds `addr`, and makes a region with `config` whose
+    /// Binds `addr` (plain), and makes a region with `config` whose
     /// [`authority`](Config::authority) is replaced by the address actually
     /// bound (so port 0 works), and entropy from [`OsEntropy`].
     ///
     /// Behind a proxy or a public name, build the region yourself and use
     /// [`from_listener`](Server::from_listener).
     pub async fn bind(addr: impl ToSocketAddrs, config: Config, handler: H) -> Result<Server<H>, Error> {
-        let listener = TcpListener::bind(addr).await?;
-        let config = Config { authority: listener.local_addr()?.to_string(), ..config };
-        let region = Region::new(config, Box::new(OsEntropy::new()?), Instant::now());
-        Ok(Server::from_listener(listener, region, handler))
+        Server::bind_all([(addr, ListenerOptions::plain())], config, handler).await
     }
 
-    /// A server on a listener and a region the embedder built.
+    /// Binds every listener, and makes a region with `config` whose
+    /// [`authority`](Config::authority) is the first non-TLS listener's bound
+    /// address and whose [`secure_authority`](Config::secure_authority) is the
+    /// first TLS listener's (so `WS_SECURE` and `llRequestSecureURL` are
+    /// granted exactly when there is one), and entropy from [`OsEntropy`].
+    pub async fn bind_all<A: ToSocketAddrs>(
+        listeners: impl IntoIterator<Item = (A, ListenerOptions)>,
+        config: Config,
+        handler: H,
+    ) -> Result<Server<H>, Error> {
+        let mut bound = Vec::new();
+        let (mut authority, mut secure_authority) = (None, None);
+        for (addr, options) in listeners {
+            let listener = TcpListener::bind(addr).await?;
+            let local = listener.local_addr()?.to_string();
+            #[cfg(feature = "tls")]
+            let secure = options.tls.is_some();
+            #[cfg(not(feature = "tls"))]
+            let secure = false;
+            let slot = if secure { &mut secure_authority } else { &mut authority };
+            slot.get_or_insert(local);
+            bound.push((listener, options));
+        }
+        let config = Config {
+            authority: authority.or_else(|| secure_authority.clone()).unwrap_or(config.authority),
+            secure_authority,
+            ..config
+        };
+        let region = Region::new(config, Box::new(OsEntropy::new()?), Instant::now());
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        Ok(Server { listeners: bound, region, handler, control_tx, control_rx })
+    }
+
+    /// A server on a plain listener and a region the embedder built.
     pub fn from_listener(listener: TcpListener, region: Region, handler: H) -> Server<H> {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        Server { listener, region, handler, control_tx, control_rx }
+        Server { listeners: vec![(listener, ListenerOptions::plain())], region, handler, control_tx, control_rx }
     }
 
-    /// The address the listener is bound to.
+    /// One more listener (e.g. a TLS one, or one behind a PROXY-speaking
+    /// balancer). The region's authorities are the embedder's to set: a TLS
+    /// listener wants [`Config::secure_authority`] to name it.
+    pub fn add_listener(&mut self, listener: TcpListener, options: ListenerOptions) {
+        self.listeners.push((listener, options));
+    }
+
+    /// The address the first listener is bound to.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match self.listeners.first() {
+            Some((listener, _)) => listener.local_addr(),
+            None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no listener")),
+        }
+    }
+
+    /// The address every listener is bound to, in order.
+    pub fn local_addrs(&self) -> std::io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(|(l, _)| l.local_addr()).collect()
     }
 
     /// The region, before the server runs (e.g. to make script calls).
@@ -196,64 +217,127 @@ impl<H: Handler> Server<H> {
     /// Calls [`Handler::on_start`] first. Accept errors (e.g. out of file
     /// descriptors) do not end the loop; it retries after a short pause.
     pub async fn run(self) -> H {
-        let Server { listener, mut region, mut handler, control_tx, mut control_rx } = self;
-        // Held so the control channel never reports closed while we run.
-        let _keep = control_tx;
-        let (report_tx, mut report_rx) = mpsc::channel(REPORT_QUEUE);
-        let now = Instant::now();
-        let mut conns: Table<Task> = Table::new(now);
-        let mut accept_pause: Option<Instant> = None;
-        handler.on_start(&mut region, now);
-        conns.drain(&mut region, &mut handler, now);
-        loop {
-            let wake = conns.wake(&region, accept_pause);
-            let sleep = async move {
-                match wake {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let accepting = !conns.shutting_down() && accept_pause.is_none();
-            tokio::select! {
-                Some(report) = report_rx.recv() => {
-                    let now = Instant::now();
-                    apply(&mut conns, &mut region, now, report);
-                    // Take what else is waiting, so a burst costs one output phase.
-                    for _ in 0..REPORT_QUEUE {
-                        let Ok(report) = report_rx.try_recv() else { break };
-                        apply(&mut conns, &mut region, now, report);
-                    }
-                }
-                Some(control) = control_rx.recv() => match control {
-                    Control::Call(f) => f(&mut handler, &mut region, Instant::now()),
-                    Control::Shutdown => {
-                        conns.shutdown(&mut region, Instant::now());
-                    }
-                },
-                accepted = listener.accept(), if accepting => match accepted {
-                    Ok((stream, remote)) => {
-                        let conn = conns.next_id();
-                        let _ = stream.set_nodelay(true);
-                        let shared = Arc::new(Shared::new(stream));
-                        let task = tokio::spawn(connection(conn, shared.clone(), report_tx.clone()));
-                        conns.accepted(&mut region, conn, remote.ip(), Task { shared, task });
-                    }
-                    // Out of descriptors and the like: retry shortly instead of spinning.
-                    Err(_) => accept_pause = Some(Instant::now() + Duration::from_millis(50)),
-                },
-                () = sleep => {}
-            }
-            let now = Instant::now();
-            if accept_pause.is_some_and(|at| at <= now) {
-                accept_pause = None;
-            }
-            if conns.turn(&mut region, &mut handler, now) {
-                break;
-            }
-        }
-        conns.kill_all();
-        handler
+        let Server { listeners, region, handler, control_tx, control_rx } = self;
+        let (arrival_tx, arrivals) = mpsc::channel(ARRIVAL_QUEUE);
+        let config = Arc::new(region.config().clone());
+        let fronts = Arc::new(Semaphore::new(config.max_handshakes.max(1)));
+        let acceptors = listeners
+            .into_iter()
+            .map(|(listener, options)| {
+                tokio::spawn(accept_loop(listener, options, config.clone(), fronts.clone(), arrival_tx.clone()))
+            })
+            .collect();
+        drop(arrival_tx);
+        region_loop(region, handler, control_tx, control_rx, arrivals, acceptors).await
     }
+}
+
+/// Accepts on one listener until aborted; runs the front stage where the listener needs one.
+async fn accept_loop(
+    listener: TcpListener,
+    options: ListenerOptions,
+    config: Arc<Config>,
+    fronts: Arc<Semaphore>,
+    arrivals: mpsc::Sender<Incoming>,
+) {
+    let options = Arc::new(options);
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of descriptors and the like: retry shortly instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !options.needs_front() {
+            let _ = sock.set_nodelay(true);
+            let arrival = Arrival { stream: Stream::Plain(sock), remote: peer.ip(), first: Vec::new(), route: None };
+            if arrivals.send(Incoming::Here(arrival)).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        // Over the cap on handshakes in flight the connection is dropped at once,
+        // so a flood of silent TLS clients costs no task and no buffer.
+        let Ok(permit) = fronts.clone().try_acquire_owned() else { continue };
+        let (options, config, arrivals) = (options.clone(), config.clone(), arrivals.clone());
+        tokio::spawn(async move {
+            if let Ok(arrival) = front::front(sock, peer, &options, &config, false).await {
+                drop(permit);
+                let _ = arrivals.send(Incoming::Here(arrival)).await;
+            }
+        });
+    }
+}
+
+/// The region's event loop: connections from `arrivals`, commands from
+/// `control_rx`; on shutdown the `acceptors` are stopped. Returns the handler.
+pub(crate) async fn region_loop<H: Handler>(
+    mut region: Region,
+    mut handler: H,
+    control_tx: mpsc::UnboundedSender<Control<H>>,
+    mut control_rx: mpsc::UnboundedReceiver<Control<H>>,
+    mut arrivals: mpsc::Receiver<Incoming>,
+    acceptors: Vec<JoinHandle<()>>,
+) -> H {
+    // Held so the control channel never reports closed while we run.
+    let _keep = control_tx;
+    let (report_tx, mut report_rx) = mpsc::channel(REPORT_QUEUE);
+    let now = Instant::now();
+    let mut conns: Table<Task> = Table::new(now);
+    handler.on_start(&mut region, now);
+    conns.drain(&mut region, &mut handler, now);
+    loop {
+        let wake = conns.wake(&region, None);
+        let sleep = async move {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let accepting = !conns.shutting_down();
+        tokio::select! {
+            Some(report) = report_rx.recv() => {
+                let now = Instant::now();
+                apply(&mut conns, &mut region, now, report);
+                // Take what else is waiting, so a burst costs one output phase.
+                for _ in 0..REPORT_QUEUE {
+                    let Ok(report) = report_rx.try_recv() else { break };
+                    apply(&mut conns, &mut region, now, report);
+                }
+            }
+            Some(control) = control_rx.recv() => match control {
+                Control::Call(f) => f(&mut handler, &mut region, Instant::now()),
+                Control::Shutdown => {
+                    acceptors.iter().for_each(JoinHandle::abort);
+                    conns.shutdown(&mut region, Instant::now());
+                }
+            },
+            Some(incoming) = arrivals.recv(), if accepting => {
+                let (stream, remote, first) = match incoming {
+                    Incoming::Here(a) => (Ok(a.stream), a.remote, a.first),
+                    Incoming::Moved { stream, remote, first } => (stream.attach(), remote, first),
+                };
+                // A socket this runtime cannot register is dropped (closing it).
+                if let Ok(stream) = stream {
+                    let conn = conns.next_id();
+                    let task = Task::spawn(conn, stream, report_tx.clone());
+                    conns.accepted(&mut region, conn, remote, task);
+                    if !first.is_empty() {
+                        conns.received(&mut region, Instant::now(), conn, &first);
+                    }
+                }
+            },
+            () = sleep => {}
+        }
+        if conns.turn(&mut region, &mut handler, Instant::now()) {
+            break;
+        }
+    }
+    acceptors.iter().for_each(JoinHandle::abort);
+    conns.kill_all();
+    handler
 }
 
 /// Applies one connection task's report.
@@ -267,7 +351,7 @@ fn apply(conns: &mut Table<Task>, region: &mut Region, now: Instant, report: Rep
 
 /// Sends work to a running [`Server`]'s region task. Cheap to clone.
 pub struct Handle<H> {
-    tx: mpsc::UnboundedSender<Control<H>>,
+    pub(crate) tx: mpsc::UnboundedSender<Control<H>>,
 }
 
 super::handle_impls!(Handle);
@@ -324,129 +408,4 @@ impl<H: 'static> Handle<H> {
     pub fn shutdown(&self) -> Result<(), Stopped> {
         self.tx.send(Control::<H>::Shutdown).map_err(|_| Stopped)
     }
-}
-
-/// One connection's task, as the table drives it.
-struct Task {
-    /// Shared with the connection task: the region task writes what the socket takes at once.
-    shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
-impl table::Link for Task {
-    fn write(&mut self, batch: Bytes) -> bool {
-        // Whatever the socket takes now needs no hop to the connection task.
-        let rest = match self.shared.stream.try_write(&batch) {
-            Ok(n) if n == batch.len() => return false,
-            Ok(n) => batch.slice(n..),
-            // Would block, or failed: the connection task finishes or reports it.
-            Err(_) => batch,
-        };
-        self.shared.command(|c| c.write = Some(rest));
-        true
-    }
-
-    /// The region task lets go of its share, so the task can own the socket to linger.
-    fn finish(self) {
-        self.shared.command(|c| c.close = true);
-    }
-
-    fn set_paused(&self, paused: bool) {
-        self.shared.command(|c| c.paused = paused);
-    }
-
-    fn kill(self) {
-        self.task.abort();
-    }
-}
-
-/// One connection: reads unless paused, writes what the region task sends.
-async fn connection(conn: ConnectionId, link: Arc<Shared>, reports: mpsc::Sender<Report>) {
-    let stream = &link.stream;
-    loop {
-        let (write, paused, close) = {
-            let mut cmds = link.cmds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            (cmds.write.take(), cmds.paused, cmds.close)
-        };
-        // A batch is written before a close that came after it.
-        if let Some(bytes) = write {
-            let report = match write_all(stream, &bytes).await {
-                Ok(()) => Report::Written(conn),
-                Err(_) => Report::Gone(conn),
-            };
-            let gone = matches!(report, Report::Gone(_));
-            if reports.send(report).await.is_err() || gone {
-                return;
-            }
-            continue;
-        }
-        if close {
-            break;
-        }
-        tokio::select! {
-            () = link.wake.notified() => {}
-            ready = stream.readable(), if !paused => {
-                // Read into the thread's scratch buffer and hand over a copy of
-                // exactly what came: an idle connection holds no buffer, and a
-                // small message costs a small allocation, not a 16 KiB one.
-                let read = ready.and_then(|()| {
-                    SCRATCH.with_borrow_mut(|scratch| {
-                        scratch.clear();
-                        read_chunk(stream, scratch).map(|n| scratch[..n].to_vec())
-                    })
-                });
-                let report = match read {
-                    Ok(data) if data.is_empty() => Report::Gone(conn),
-                    Ok(data) => Report::Data(conn, data),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => Report::Gone(conn),
-                };
-                let gone = matches!(report, Report::Gone(_));
-                if reports.send(report).await.is_err() || gone {
-                    return;
-                }
-            },
-        }
-    }
-    // The region task let go of its share when it sent `Close`.
-    let Ok(Shared { mut stream, .. }) = Arc::try_unwrap(link) else { return };
-    // Shut down our side, then drain the peer's until it closes: closing a
-    // socket with unread input sends a reset, which can destroy our close frame.
-    if stream.shutdown().await.is_ok() {
-        let mut buf = vec![0u8; 4096];
-        let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = stream.read(&mut buf).await {} }).await;
-    }
-}
-
-/// Reads what the socket holds into `buf`'s spare room, without waiting.
-///
-/// As tokio's own `AsyncRead` does on epoll and kqueue: a read that leaves
-/// room in the buffer shows the socket drained, so its readiness is cleared
-/// now rather than by one more read that would only find nothing (which
-/// cost a `recvfrom` per message). Readiness that arrived meanwhile, and a
-/// peer's close, are kept by tokio, so no wake-up is lost.
-fn read_chunk(stream: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut read = None;
-    let outcome = stream.try_io(Interest::READABLE, || {
-        let n = stream.try_read_buf(buf)?;
-        read = Some(n);
-        if n > 0 && buf.len() < buf.capacity() { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
-    });
-    match read {
-        Some(n) => Ok(n),
-        None => outcome.map(|()| 0),
-    }
-}
-
-/// Writes all of `bytes` to a socket shared with the region task.
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

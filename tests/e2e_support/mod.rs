@@ -13,6 +13,8 @@ pub mod echo;
 pub mod http;
 pub mod process;
 pub mod relay;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod webdriver;
 pub mod wire;
 

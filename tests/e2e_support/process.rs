@@ -39,6 +39,9 @@ pub fn example_bin(name: &str) -> PathBuf {
     if cfg!(feature = "tokio") {
         features.push("tokio");
     }
+    if cfg!(feature = "tls") {
+        features.push("tls");
+    }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["build", "--example", name, "--message-format=json-render-diagnostics"])
@@ -78,11 +81,50 @@ pub struct EchoProcess {
     object_url: String,
     region_url: Option<String>,
     http_url: String,
+    /// With `--tls-cert`: the echo object's `wss://` and `https://` URLs.
+    pub secure_object_url: Option<String>,
+    pub secure_http_url: Option<String>,
 }
 
 impl EchoProcess {
-    /// Starts `echo_server --bind 127.0.0.1:0 <args>` and waits for its URLs.
+    /// Starts `echo_server --bind 127.0.0.1:0 <args>` and waits for its URLs
+    /// (with `--tls-cert`, for the secure ones too).
     pub fn start(args: &[&str]) -> EchoProcess {
+        let mut process = EchoProcess::spawn(args);
+        let tls = args.contains(&"--tls-cert");
+        // The region script's answer is a URL on stdout or a denial on stderr;
+        // the two pipes are read by two threads, so it may come first.
+        let (mut object, mut region, mut http) = (None, None, None);
+        let (mut secure_object, mut secure_http) = (None, None);
+        while object.is_none()
+            || region.is_none()
+            || http.is_none()
+            || (tls && (secure_object.is_none() || secure_http.is_none()))
+        {
+            process.wait_for(|line| {
+                match line {
+                    Line::Out(l) if l.starts_with("object-url ") => object = Some(l[11..].to_string()),
+                    Line::Out(l) if l.starts_with("http-url ") => http = Some(l[9..].to_string()),
+                    Line::Out(l) if l.starts_with("region-url ") => region = Some(Some(l[11..].to_string())),
+                    Line::Out(l) if l.starts_with("secure-object-url ") => secure_object = Some(l[18..].to_string()),
+                    Line::Out(l) if l.starts_with("secure-http-url ") => secure_http = Some(l[16..].to_string()),
+                    Line::Err(l) if l.starts_with("region-url denied") => region = Some(None),
+                    _ => return None,
+                }
+                Some(())
+            });
+        }
+        process.object_url = object.unwrap_or_default();
+        process.region_url = region.flatten();
+        process.http_url = http.unwrap_or_default();
+        (process.secure_object_url, process.secure_http_url) = (secure_object, secure_http);
+        process.addr = wire::split_url(&process.object_url).0;
+        process
+    }
+
+    /// Starts `echo_server --bind 127.0.0.1:0 <args>` and returns at once;
+    /// read its lines with [`wait_for`](EchoProcess::wait_for).
+    pub fn spawn(args: &[&str]) -> EchoProcess {
         let mut child = Command::new(echo_server_bin())
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
@@ -107,7 +149,7 @@ impl EchoProcess {
             }
         });
         let stdin = child.stdin.take();
-        let mut process = EchoProcess {
+        EchoProcess {
             child,
             stdin,
             lines,
@@ -116,27 +158,9 @@ impl EchoProcess {
             object_url: String::new(),
             region_url: None,
             http_url: String::new(),
-        };
-        // The region script's answer is a URL on stdout or a denial on stderr;
-        // the two pipes are read by two threads, so it may come first.
-        let (mut object, mut region, mut http) = (None, None, None);
-        while object.is_none() || region.is_none() || http.is_none() {
-            process.wait_for(|line| {
-                match line {
-                    Line::Out(l) if l.starts_with("object-url ") => object = Some(l[11..].to_string()),
-                    Line::Out(l) if l.starts_with("http-url ") => http = Some(l[9..].to_string()),
-                    Line::Out(l) if l.starts_with("region-url ") => region = Some(Some(l[11..].to_string())),
-                    Line::Err(l) if l.starts_with("region-url denied") => region = Some(None),
-                    _ => return None,
-                }
-                Some(())
-            });
+            secure_object_url: None,
+            secure_http_url: None,
         }
-        process.object_url = object.unwrap_or_default();
-        process.region_url = region.flatten();
-        process.http_url = http.unwrap_or_default();
-        process.addr = wire::split_url(&process.object_url).0;
-        process
     }
 
     /// Waits for the first line `pick` accepts; every stderr line is kept.
@@ -210,12 +234,21 @@ impl Target for EchoProcess {
         // After a restart both scripts print new URLs, in either order.
         let (mut object, mut http) = (None, None);
         let mut region = (command != "restart" || self.region_url.is_none()).then(|| self.region_url.clone());
-        while object.is_none() || region.is_none() || http.is_none() {
+        // With TLS the echo object prints its secure URLs too.
+        let tls = self.secure_object_url.is_some();
+        let (mut secure_object, mut secure_http) = (None, None);
+        while object.is_none()
+            || region.is_none()
+            || http.is_none()
+            || (tls && (secure_object.is_none() || secure_http.is_none()))
+        {
             let (label, url) = self.wait_for(|line| match line {
                 Line::Out(l) => l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())),
                 _ => None,
             });
             match label.as_str() {
+                "secure-object-url" => secure_object = Some(url),
+                "secure-http-url" => secure_http = Some(url),
                 "object-url" => object = Some(url),
                 "region-url" => region = Some(Some(url)),
                 "http-url" => http = Some(url),
@@ -225,6 +258,9 @@ impl Target for EchoProcess {
         self.object_url = object.unwrap_or_default();
         self.region_url = region.flatten();
         self.http_url = http.unwrap_or_default();
+        if tls {
+            (self.secure_object_url, self.secure_http_url) = (secure_object, secure_http);
+        }
     }
 
     fn quit(&mut self) -> Duration {

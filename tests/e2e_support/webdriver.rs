@@ -41,6 +41,11 @@ pub struct Browser {
 
 impl Browser {
     pub fn start() -> Browser {
+        Browser::start_with(&[])
+    }
+
+    /// A browser started with more command-line flags (e.g. to trust a test certificate).
+    pub fn start_with(extra: &[String]) -> Browser {
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
         let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
         // The port is probed free, then handed over: another socket can take it
@@ -93,6 +98,7 @@ impl Browser {
             "--window-size=1000,900",
             &format!("--user-data-dir={}", browser.profile.display()),
         ];
+        let args: Vec<&str> = args.iter().copied().chain(extra.iter().map(String::as_str)).collect();
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": args},
