@@ -363,11 +363,14 @@ fn many_regions_behind_one_tls_listener() {
 #[test]
 fn plain_proxy_listener_takes_the_client_address_from_a_trusted_peer() {
     let mut server = EchoProcess::start(&["--proxy-bind", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1"]);
-    let proxied: SocketAddr = server.wait_for(|line| match line {
-        e2e_support::process::Line::Err(l) => {
-            l.strip_prefix("also listening on ")?.strip_suffix(" (expects PROXY)")?.parse().ok()
-        }
-        _ => None,
+    // Printed on stderr before the URLs; start() keeps the stderr lines it passed.
+    let listener = |l: &str| l.strip_prefix("also listening on ")?.strip_suffix(" (expects PROXY)")?.parse().ok();
+    let seen = server.stderr.iter().find_map(|l| listener(l));
+    let proxied: SocketAddr = seen.unwrap_or_else(|| {
+        server.wait_for(|line| match line {
+            e2e_support::process::Line::Err(l) => listener(l),
+            _ => None,
+        })
     });
     let (_, path) = tls::split(&server.http_url());
     let ask = |addr: SocketAddr, proxy: &str| {

@@ -121,6 +121,7 @@ fn listen(args: &Args) -> Result<(Listeners, String, Option<String>), String> {
     let bind = |addr: &str| std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"));
     let plain = bind(&args.bind)?;
     let local = |l: &std::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    eprintln!("listening on http://{}/", local(&plain));
     let authority = args.authority.clone().unwrap_or_else(|| local(&plain));
     let mut listeners = vec![(plain, ListenerOptions::plain())];
     // Without a TLS listener here, a given secure authority names a proxy's.
@@ -137,7 +138,9 @@ fn listen(args: &Args) -> Result<(Listeners, String, Option<String>), String> {
         let proxy = if options.proxy_protocol { " (expects PROXY)" } else { "" };
         eprintln!("also listening on {}{proxy}", local(listener));
     }
-    eprintln!("listening on http://{authority}/");
+    if args.authority.is_some() || args.secure_authority.is_some() {
+        eprintln!("URLs name {authority} and {}", secure_authority.as_deref().unwrap_or("no secure authority"));
+    }
     Ok((listeners, authority, secure_authority))
 }
 
