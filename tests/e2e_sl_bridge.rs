@@ -212,3 +212,45 @@ fn hundred_clients_twenty_messages_each_in_order() {
     assert_eq!(stats["failures"], 0);
     grid.assert_no_script_errors();
 }
+
+#[test]
+fn a_full_queue_pauses_the_client_and_loses_nothing() {
+    let (bridge, grid, url) = setup(&["--queue", "8", "--in-flight", "1"]);
+    let mut c = Client::open(&url);
+    c.echo("ready");
+    grid.set_mode(Mode::Stall);
+    let messages: Vec<String> = (0..300).map(|i| format!("{i:04}{}", "p".repeat(996))).collect();
+    let writer = {
+        let (messages, mut ws) = (messages.clone(), c.0);
+        std::thread::spawn(move || {
+            for m in &messages {
+                ws.send(tungstenite::Message::text(m.as_str())).expect("send");
+            }
+            ws
+        })
+    };
+    wait_until("the bridge's queue filled", || bridge.stat("queued") == 8);
+    // If the bridge read on, 300 events would arrive; it takes what its
+    // queue and one batch hold, the core's queue takes 64, the rest stays unread.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let taken = bridge.stat("client_events");
+    assert!(taken <= 2 + 8 + 32, "the bridge took {taken} events while the script was stalled");
+    grid.set_mode(Mode::Normal);
+    let mut c = Client(writer.join().expect("the writer finished"));
+    for m in &messages {
+        assert_eq!(&c.recv(), m);
+    }
+    assert_eq!(bridge.stat("failures"), 0);
+    grid.assert_no_script_errors();
+}
+
+#[test]
+fn a_region_with_tls_also_gives_a_wss_url() {
+    let bridge = BridgeProc::start(&["--secure-authority", "bridge.example:443"]);
+    let grid = Grid::start(&bridge.base(), SECRET);
+    let (status, body) = grid.answer_from("/register");
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 4, "{body}");
+    assert!(lines[2].starts_with("ws://") && lines[3].starts_with("wss://bridge.example:443/lslws/"), "{body}");
+}

@@ -29,6 +29,8 @@ pub enum Mode {
     Hold,
     /// Answers the next n with 503 itself, then hands them on.
     Busy(usize),
+    /// Keeps them, unanswered, and hands them on when the mode changes.
+    Stall,
 }
 
 /// The script's side of the grid, on the region's task.
@@ -42,6 +44,8 @@ pub struct GridScript {
     pub refused: u64,
     /// The `x-bridge-session` of the last request with one.
     pub last_session: Option<String>,
+    /// Requests kept by [`Mode::Stall`].
+    stalled: Vec<String>,
 }
 
 fn fresh_key() -> Key {
@@ -55,8 +59,8 @@ fn fresh_key() -> Key {
 impl Handler for GridScript {
     fn on_event(&mut self, region: &mut Region, now: Instant, script: Key, event: Event) {
         let EventKind::Http(method) = event.kind else { return };
-        let forward = |g: &GridScript| {
-            let msg = json!({"event": "http_request", "id": event.id.to_string(), "method": method.as_str(), "body": &*event.data});
+        let msg = json!({"event": "http_request", "id": event.id.to_string(), "method": method.as_str(), "body": &*event.data});
+        let forward = |g: &mut GridScript| {
             let _ = g.to_py.send(msg.to_string());
         };
         if matches!(method, HttpMethod::UrlRequestGranted | HttpMethod::UrlRequestDenied) {
@@ -74,6 +78,7 @@ impl Handler for GridScript {
                 self.refused += 1;
                 let _ = region.http_response(now, script, event.id, 503, "");
             }
+            Mode::Stall => self.stalled.push(msg.to_string()),
             _ => forward(self),
         }
     }
@@ -95,8 +100,10 @@ pub struct Grid {
     to_py: Sender<String>,
 }
 
-/// The grid's region: HTTP-in with Second Life's limits, and a timeout
-/// longer than any test so that a held request is never answered by it.
+/// The grid's region: HTTP-in with Second Life's limits and this crate's
+/// defaults (so also its rate limit of 50 requests a second per address,
+/// answered 429 with `Retry-After`, which the bridge meets under load), and
+/// a timeout longer than any test so that a held request is never answered by it.
 pub fn grid_config() -> Config {
     Config { http_timeout: Duration::from_secs(120), ..Config::default() }
 }
@@ -104,17 +111,29 @@ pub fn grid_config() -> Config {
 impl Grid {
     /// Starts the grid, then `bridge/bridge.lsl` in lummao with BRIDGE = `bridge`.
     pub fn start(bridge: &str, secret: &str) -> Grid {
+        Grid::start_with(bridge, secret, grid_config())
+    }
+
+    /// [`start`](Grid::start) with the grid's region built from `config`.
+    pub fn start_with(bridge: &str, secret: &str, config: Config) -> Grid {
         let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
         assert!(python.exists(), "{} is missing: run scripts/setup.sh (it installs lummao)", python.display());
         let (to_py, py_rx) = mpsc::channel::<String>();
         let info = ScriptInfo { script: fresh_key(), object: fresh_key(), owner: fresh_key() };
-        let script =
-            GridScript { info, to_py: to_py.clone(), mode: Mode::Normal, requests: 0, refused: 0, last_session: None };
+        let script = GridScript {
+            info,
+            to_py: to_py.clone(),
+            mode: Mode::Normal,
+            requests: 0,
+            refused: 0,
+            last_session: None,
+            stalled: Vec::new(),
+        };
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let server = Server::bind("127.0.0.1:0", grid_config(), script).await.expect("bind the grid");
+                let server = Server::bind("127.0.0.1:0", config, script).await.expect("bind the grid");
                 let _ = ready_tx.send((server.handle(), server.local_addr().expect("address")));
                 server.run().await;
             });
@@ -179,7 +198,14 @@ impl Grid {
 
     /// How the grid treats the script's requests from now on.
     pub fn set_mode(&self, mode: Mode) {
-        self.call(move |g, _, _| g.mode = mode);
+        self.call(move |g, _, _| {
+            g.mode = mode;
+            if mode != Mode::Stall {
+                for line in g.stalled.drain(..) {
+                    let _ = g.to_py.send(line);
+                }
+            }
+        });
     }
 
     /// The object is taken and rezzed again: its URLs are revoked (the
