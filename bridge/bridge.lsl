@@ -142,7 +142,7 @@ default
             integer n = llGetListLength(lines);
             integer i;
             string out = "";
-            for (i = 0; i < n; ++i) {
+            for (i = 0; i < n; i = i + 1) {   // not ++i: lummao's ++ needs CPython < 3.13
                 list f = llParseStringKeepNulls(llList2String(lines, i), [" "], []);
                 string session = llList2String(f, 1);
                 string reply = on_client((key)session, llList2String(f, 0), llUnescapeURL(llList2String(f, 2)));

@@ -330,12 +330,12 @@ impl Bridge {
         match remote.queue.finished(now, id, outcome) {
             Done::Answered { records, batch: false, body } => {
                 if !body.is_empty() && records[0].kind != Kind::Close {
-                    let _ = self.apply(region, now, script, Push::Send(records[0].session, body));
+                    self.reply(region, now, script, Push::Send(records[0].session, body));
                 }
             }
             Done::Answered { batch: true, body, .. } => {
                 for push in wire::parse_push(&body) {
-                    let _ = self.apply(region, now, script, push);
+                    self.reply(region, now, script, push);
                 }
             }
             Done::Failed { sessions, reason } => {
@@ -350,6 +350,24 @@ impl Bridge {
         }
         self.pull(region, script);
         self.pump(region, now, script);
+    }
+
+    /// A reply from the script's answer: nobody waits for its status, so a
+    /// client too far behind to take it is closed rather than skipped, and a
+    /// reply over 2048 bytes is logged.
+    fn reply(&mut self, region: &mut Region, now: Instant, script: Key, push: Push) {
+        let session = match &push {
+            Push::Send(session, _) => Some(*session),
+            _ => None,
+        };
+        let status = self.apply(region, now, script, push);
+        if status == SendError::Busy.code()
+            && let Some(session) = session
+        {
+            let _ = region.websocket_close(now, script, session, TOO_SLOW, "too slow");
+        } else if status == SendError::TooLarge.code() {
+            eprintln!("sl_bridge: a script's reply over {} bytes was not sent", region.config().max_message);
+        }
     }
 
     // -------------------------------------------------------------- timers
