@@ -132,6 +132,36 @@ fn a_grid_that_answers_503_for_a_while_loses_nothing() {
 }
 
 #[test]
+fn the_grids_own_503_at_its_in_flight_cap_is_retried() {
+    // This crate's HTTP-in answers 503 with `Retry-After: 1` when the script
+    // already has its cap of requests in flight: here 1, held by a stall.
+    let bridge = BridgeProc::start(&[]);
+    let config = lsl_websocket::Config { http_in_flight: 1, ..sl_bridge_support::grid::grid_config() };
+    let grid = Grid::start_with(&bridge.base(), SECRET, config);
+    let url = grid.ws_url();
+    let mut clients: Vec<Client> = (0..3).map(|_| Client::open(&url)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.echo(&format!("ready {i}"));
+    }
+    grid.set_mode(Mode::Stall);
+    clients[0].send("held");
+    wait_until("the held request is in flight", || grid.stalled() == 1);
+    for (i, c) in clients.iter_mut().enumerate().skip(1) {
+        c.send(&format!("{i}:a"));
+        c.send(&format!("{i}:b"));
+    }
+    wait_until("the grid answered 503", || bridge.stat("retries") >= 1);
+    grid.set_mode(Mode::Normal);
+    assert_eq!(clients[0].recv(), "held");
+    for (i, c) in clients.iter_mut().enumerate().skip(1) {
+        assert_eq!(c.recv(), format!("{i}:a"));
+        assert_eq!(c.recv(), format!("{i}:b"));
+    }
+    assert_eq!(bridge.stat("failures"), 0);
+    grid.assert_no_script_errors();
+}
+
+#[test]
 fn a_grid_that_never_answers_closes_the_session_with_a_reason() {
     let (bridge, grid, url) = setup(&["--request-timeout", "2"]);
     let mut c = Client::open(&url);

@@ -227,6 +227,11 @@ impl Grid {
         self.handle.blocking_query(|g, _, _| (g.requests, g.refused)).expect("grid running")
     }
 
+    /// Requests kept by [`Mode::Stall`] so far.
+    pub fn stalled(&self) -> usize {
+        self.handle.blocking_query(|g, _, _| g.stalled.len()).expect("grid running")
+    }
+
     /// The `x-bridge-session` of the last single delivery.
     pub fn last_session(&self) -> Option<String> {
         self.handle.blocking_query(|g, _, _| g.last_session.clone()).expect("grid running")
