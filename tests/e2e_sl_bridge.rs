@@ -275,12 +275,15 @@ fn a_full_queue_pauses_the_client_and_loses_nothing() {
 }
 
 #[test]
-fn a_region_with_tls_also_gives_a_wss_url() {
+fn a_region_with_tls_also_gives_a_wss_url_and_an_https_push_url() {
     let bridge = BridgeProc::start(&["--secure-authority", "bridge.example:443"]);
-    let grid = Grid::start(&bridge.base(), SECRET);
+    assert_eq!(bridge.register_url, "https://bridge.example:443/register");
+    // The script reaches the bridge itself here (no TLS proxy in the test).
+    let grid = Grid::start(&format!("http://{}", bridge.addr), SECRET);
     let (status, body) = grid.answer_from("/register");
     assert_eq!(status, 200);
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines.len(), 4, "{body}");
+    assert!(lines[1].starts_with("https://bridge.example:443/lslhttps/") && lines[1].ends_with("/push"), "{body}");
     assert!(lines[2].starts_with("ws://") && lines[3].starts_with("wss://bridge.example:443/lslws/"), "{body}");
 }

@@ -51,23 +51,25 @@ impl BridgeProc {
                 let _ = tx.send(line);
             }
         });
-        let (mut register_url, mut push) = (None, None);
+        let (mut register_url, mut push, mut listening) = (None, None, String::new());
         while register_url.is_none() || push.is_none() {
             let line = rx.recv_timeout(WAIT).expect("sl_bridge printed its URLs");
-            if let Some(u) = line.strip_prefix("register-url ") {
+            if let Some(a) = line.strip_prefix("listening ") {
+                listening = a.to_string();
+            } else if let Some(u) = line.strip_prefix("register-url ") {
                 register_url = Some(u.to_string());
             } else if let Some(u) = line.strip_prefix("push-url ") {
                 push = Some(u.to_string());
             }
         }
         let register_url = register_url.unwrap_or_default();
-        let addr = authority(&register_url).parse().expect("bridge address");
+        let addr = listening.parse().expect("bridge address");
         BridgeProc { child, register_url, addr }
     }
 
     /// `http://HOST:PORT`, what the script's BRIDGE setting holds.
     pub fn base(&self) -> String {
-        self.register_url.trim_end_matches("/register").to_string()
+        format!("http://{}", self.addr)
     }
 
     /// The bridge's counters.

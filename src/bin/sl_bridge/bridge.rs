@@ -429,7 +429,12 @@ impl Bridge {
 
 impl Handler for Bridge {
     fn on_start(&mut self, region: &mut Region, _now: Instant) {
-        region.request_url(self.control);
+        // Behind TLS the push URL is https://, since every push carries the secret.
+        if self.settings.secure {
+            region.request_secure_url(self.control);
+        } else {
+            region.request_url(self.control);
+        }
     }
 
     fn on_event(&mut self, _region: &mut Region, _now: Instant, _script: Key, _event: Event) {

@@ -23,7 +23,8 @@
 //!   <reason>` to close one), answered with one `WS_*` status per line.
 //! - `GET /stats`: counters as JSON.
 //!
-//! Prints `register-url <url>` and `push-url <url>` on stdout once listening.
+//! Prints `listening <addr>`, `register-url <url>` and `push-url <url>` on stdout once listening
+//! (`https://` with `--secure-authority`: the secret travels in every push).
 //! The secret comes from `SL_BRIDGE_SECRET` (or `--secret`, visible to `ps`).
 //! stdin `quit` closes every session (1001) and exits.
 
@@ -146,8 +147,11 @@ async fn serve(args: Args) -> ExitCode {
     };
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let authority = args.public.unwrap_or_else(|| local.clone());
-    let config =
-        Config { authority: authority.clone(), ..bridge_config(args.secure_authority, args.handshakes_per_second) };
+    let register_url = match &args.secure_authority {
+        Some(secure) => format!("https://{secure}/register"),
+        None => format!("http://{authority}/register"),
+    };
+    let config = Config { authority, ..bridge_config(args.secure_authority, args.handshakes_per_second) };
     let settings = Settings {
         secret,
         limits: args.limits,
@@ -159,8 +163,8 @@ async fn serve(args: Args) -> ExitCode {
     let handle = server.handle();
     let own = handle.clone();
     let _ = handle.call(move |bridge: &mut Bridge, _, _| bridge.set_handle(own));
-    eprintln!("sl_bridge listening on {local}");
-    print_line(&format!("register-url http://{authority}/register"));
+    print_line(&format!("listening {local}"));
+    print_line(&format!("register-url {register_url}"));
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
