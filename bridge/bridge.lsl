@@ -20,6 +20,7 @@
 // ---------------------------------------------------------------- settings
 string BRIDGE = "http://127.0.0.1:8790";  // the bridge's address: its /register is appended
 string SECRET = "change-me";              // the bridge's SL_BRIDGE_SECRET
+integer SECURE = FALSE;                   // TRUE: an https:// HTTP-in URL (the bridge then needs --grid-ca)
 // ------------------------------------------------------------------------
 
 string gUrl;          // this script's HTTP-in URL
@@ -86,7 +87,8 @@ request_url()
     if (gUrl != "") llReleaseURL(gUrl);
     gUrl = "";
     gRegistered = FALSE;
-    gUrlReq = llRequestURL();
+    if (SECURE) gUrlReq = llRequestSecureURL();
+    else gUrlReq = llRequestURL();
 }
 
 register()

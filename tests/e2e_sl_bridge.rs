@@ -6,6 +6,7 @@
 mod sl_bridge_support;
 
 use sl_bridge_support::grid::{Grid, Mode};
+use sl_bridge_support::tls::TlsFront;
 use sl_bridge_support::{BridgeProc, Client, SECRET, post, wait_until};
 
 /// A bridge and a grid whose script registered; the script's WebSocket URL.
@@ -286,4 +287,41 @@ fn a_region_with_tls_also_gives_a_wss_url_and_an_https_push_url() {
     assert_eq!(lines.len(), 4, "{body}");
     assert!(lines[1].starts_with("https://bridge.example:443/lslhttps/") && lines[1].ends_with("/push"), "{body}");
     assert!(lines[2].starts_with("ws://") && lines[3].starts_with("wss://bridge.example:443/lslws/"), "{body}");
+}
+
+/// A grid whose script holds an `https://` HTTP-in URL behind a TLS front.
+fn secure_grid(bridge_args: &[&str], front: &mut TlsFront) -> (BridgeProc, Grid) {
+    let bridge = BridgeProc::start(bridge_args);
+    let config = lsl_websocket::Config {
+        secure_authority: Some(front.addr.to_string()),
+        ..sl_bridge_support::grid::grid_config()
+    };
+    let grid = Grid::start_script(&bridge.base(), SECRET, config, true);
+    front.serve(grid.addr);
+    (bridge, grid)
+}
+
+#[test]
+fn an_https_script_url_is_reached_over_tls_with_the_grids_ca() {
+    let mut front = TlsFront::bind();
+    let ca = front.ca_file.to_string_lossy().into_owned();
+    let (_bridge, grid) = secure_grid(&["--grid-ca", &ca], &mut front);
+    let mut c = Client::open(&grid.ws_url());
+    c.echo("over TLS");
+    assert!(front.handshakes.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    grid.assert_no_script_errors();
+}
+
+#[test]
+fn an_untrusted_grid_certificate_fails_the_delivery_at_once() {
+    let mut front = TlsFront::bind();
+    let (bridge, grid) = secure_grid(&[], &mut front);
+    let mut c = Client::open(&grid.ws_url());
+    // The open itself cannot be delivered: the client is told why.
+    let (code, reason) = c.recv_close();
+    assert_eq!(code, 4502, "{reason}");
+    assert!(reason.starts_with("delivery failed: TLS"), "{reason}");
+    // Its close is not delivered either; neither is retried.
+    assert!(bridge.stat("failures") >= 1);
+    assert_eq!(bridge.stat("retries"), 0, "a certificate error is not retried");
 }

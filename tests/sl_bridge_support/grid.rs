@@ -116,6 +116,13 @@ impl Grid {
 
     /// [`start`](Grid::start) with the grid's region built from `config`.
     pub fn start_with(bridge: &str, secret: &str, config: Config) -> Grid {
+        Grid::start_script(bridge, secret, config, false)
+    }
+
+    /// [`start_with`](Grid::start_with); `secure`: the script's SECURE
+    /// setting is TRUE, so it asks for an `https://` URL (the config needs a
+    /// `secure_authority`).
+    pub fn start_script(bridge: &str, secret: &str, config: Config, secure: bool) -> Grid {
         let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
         assert!(python.exists(), "{} is missing: run scripts/setup.sh (it installs lummao)", python.display());
         let (to_py, py_rx) = mpsc::channel::<String>();
@@ -145,6 +152,7 @@ impl Grid {
             .arg(dir.join("tests/sl_bridge_support/runner.py"))
             .arg(dir.join("bridge/bridge.lsl"))
             .args([bridge, secret])
+            .args(secure.then_some("secure"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -273,10 +281,13 @@ fn script_call(
         let _ = g.to_py.send(json!({"reply": seq, "value": value}).to_string());
     };
     let _ = match msg["op"].as_str().unwrap_or_default() {
-        "request_url" => handle.call(move |g, region, _| {
-            let key = region.request_url(g.info);
-            reply(g, key.to_string());
-        }),
+        "request_url" => {
+            let secure = msg["secure"].as_bool().unwrap_or(false);
+            handle.call(move |g, region, _| {
+                let key = if secure { region.request_secure_url(g.info) } else { region.request_url(g.info) };
+                reply(g, key.to_string());
+            })
+        }
         "header" => {
             let (id, name) = (s("id"), s("name"));
             handle.call(move |g, region, _| {

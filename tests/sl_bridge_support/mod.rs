@@ -7,6 +7,7 @@
 #![allow(dead_code)] // not every test uses every helper
 
 pub mod grid;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

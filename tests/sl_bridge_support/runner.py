@@ -1,16 +1,17 @@
 """Runs an LSL script with lummao; the grid's side comes over stdin/stdout.
 
-usage: runner.py SCRIPT.lsl BRIDGE SECRET
+usage: runner.py SCRIPT.lsl BRIDGE SECRET [secure]
 
-The script's settings block (`string BRIDGE = "...";`, `string SECRET = "...";`)
-gets BRIDGE and SECRET; nothing else in it is changed.
+The script's settings block (`string BRIDGE = "...";`, `string SECRET = "...";`,
+`integer SECURE = FALSE;`) gets BRIDGE, SECRET and, with `secure`, TRUE;
+nothing else in it is changed.
 
 One JSON object per line. From the grid (stdin):
   {"event": "http_request", "id": K, "method": M, "body": B}
   {"event": "on_rez", "param": N} / {"event": "changed", "change": N}
   {"reply": SEQ, "value": V}          answers a request below
 To the grid (stdout):
-  {"op": "request_url", "seq": SEQ}   llRequestURL (the reply is the request key)
+  {"op": "request_url", "seq": SEQ, "secure": B}   llRequestURL / llRequestSecureURL (reply: the request key)
   {"op": "release_url", "url": U}     llReleaseURL
   {"op": "respond", "id": K, "status": S, "body": B}   llHTTPResponse
   {"op": "header", "seq": SEQ, "id": K, "name": N}      llGetHTTPHeader
@@ -56,6 +57,7 @@ class Grid(lummao.ScriptExtender):
         super().extend_script(script)
         b = script.builtin_funcs
         b["llRequestURL"] = self.request_url
+        b["llRequestSecureURL"] = self.request_secure_url
         b["llReleaseURL"] = lambda url: send({"op": "release_url", "url": str(url)})
         b["llHTTPResponse"] = lambda id, status, body: send(
             {"op": "respond", "id": str(id), "status": int(status), "body": str(body)})
@@ -77,7 +79,10 @@ class Grid(lummao.ScriptExtender):
             future.set_result(value)
 
     async def request_url(self):
-        return Key(await self.ask({"op": "request_url"}))
+        return Key(await self.ask({"op": "request_url", "secure": False}))
+
+    async def request_secure_url(self):
+        return Key(await self.ask({"op": "request_url", "secure": True}))
 
     async def header(self, id, name):
         return str(await self.ask({"op": "header", "id": str(id), "name": str(name)}))
@@ -119,18 +124,23 @@ class Grid(lummao.ScriptExtender):
         self.script.queue_event("http_response", (request_id, status, [], text[:maxlength]))
 
 
-def load(path, bridge, secret):
+def load(path, bridge, secret, secure=""):
     with open(path, encoding="utf-8") as f:
         src = f.read()
-    for name, value in (("BRIDGE", bridge), ("SECRET", secret)):
-        src, n = re.subn(r'^string %s = "[^"]*";' % name, 'string %s = "%s";' % (name, value), src, flags=re.M)
+    settings = (
+        (r'^string BRIDGE = "[^"]*";', 'string BRIDGE = "%s";' % bridge),
+        (r'^string SECRET = "[^"]*";', 'string SECRET = "%s";' % secret),
+        (r'^integer SECURE = FALSE;', "integer SECURE = %s;" % ("TRUE" if secure == "secure" else "FALSE")),
+    )
+    for pattern, line in settings:
+        src, n = re.subn(pattern, line, src, flags=re.M)
         if n != 1:
-            sys.exit(f"runner: no settings line for {name} in {path}")
+            sys.exit(f"runner: no settings line {pattern} in {path}")
     return lummao.compile_script(src)
 
 
 async def main():
-    script = load(*sys.argv[1:4])
+    script = load(*sys.argv[1:5])
     grid = Grid()
     grid.extend_script(script)
     TimerScriptExtender().extend_script(script)

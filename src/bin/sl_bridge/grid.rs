@@ -12,9 +12,15 @@ const MAX_ANSWER: usize = 16 * 1024;
 /// (an HTTP-in URL never redirects; following one would let a script aim
 /// the bridge elsewhere), a connect timeout here and a whole-request
 /// timeout per delivery.
-pub fn client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .use_rustls_tls()
+/// `extra_roots` are trusted besides the public roots: Second Life's
+/// `llRequestSecureURL` certificates come from Linden Lab's own CA, an
+/// OpenSimulator grid's often from a private one.
+pub fn client(connect_timeout: Duration, extra_roots: Vec<reqwest::Certificate>) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().use_rustls_tls();
+    for root in extra_roots {
+        builder = builder.add_root_certificate(root);
+    }
+    builder
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(64)
@@ -37,6 +43,8 @@ pub async fn deliver(client: &reqwest::Client, delivery: &Delivery, timeout: Dur
         Ok(r) => r,
         Err(e) if e.is_timeout() => return Outcome::Failed(format!("no answer within {} s", timeout.as_secs_f32())),
         Err(e) if e.is_builder() => return Outcome::Failed("bad script URL".into()),
+        // A certificate the bridge does not trust will not become trusted by retrying.
+        Err(e) if tls_failure(&e).is_some() => return Outcome::Failed(tls_failure(&e).unwrap_or_default()),
         // Refused, reset or cut before an answer: the grid may be restarting.
         Err(e) => return Outcome::Unreachable(short(&e)),
     };
@@ -57,6 +65,25 @@ pub async fn deliver(client: &reqwest::Client, delivery: &Delivery, timeout: Dur
         429 | 503 => Outcome::Busy(retry_after),
         other => Outcome::Failed(format!("the grid answered {other}")),
     }
+}
+
+/// `Some(why)` when the request failed in the TLS handshake (rustls said so).
+fn tls_failure(e: &reqwest::Error) -> Option<String> {
+    find_tls(e).map(|tls| format!("TLS: {tls}"))
+}
+
+/// Looks through the error chain, and into `io::Error`s, whose `source`
+/// skips the error they wrap (tokio-rustls wraps rustls' error in one).
+fn find_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+        && let Some(tls) = find_tls(inner)
+    {
+        return Some(tls);
+    }
+    e.source().and_then(find_tls)
 }
 
 /// An error's innermost cause, without the URL (which holds the script's capability).

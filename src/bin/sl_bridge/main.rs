@@ -4,6 +4,7 @@
 //! SL_BRIDGE_SECRET=… cargo run --release --features bridge --bin sl_bridge -- [--bind ADDR]
 //!     [--public HOST:PORT] [--secure-authority HOST:PORT] [--grace SECS] [--request-timeout SECS]
 //!     [--in-flight N] [--queue N] [--attempts N] [--backoff-ms N] [--handshakes-per-second N]
+//!     [--grid-ca PEM]...
 //! ```
 //!
 //! The bridge is an embedding of this crate: a region on the tokio adapter
@@ -53,11 +54,13 @@ struct Args {
     limits: Limits,
     request_timeout: Duration,
     handshakes_per_second: u32,
+    /// PEM files of extra CAs for `https://` HTTP-in URLs.
+    grid_ca: Vec<String>,
 }
 
 const USAGE: &str = "usage: sl_bridge [--bind ADDR] [--public HOST:PORT] [--secure-authority HOST:PORT] \
      [--secret S (default: $SL_BRIDGE_SECRET)] [--grace SECS] [--request-timeout SECS] [--in-flight N] \
-     [--queue N] [--attempts N] [--backoff-ms N] [--handshakes-per-second N]";
+     [--queue N] [--attempts N] [--backoff-ms N] [--handshakes-per-second N] [--grid-ca PEM]...";
 
 fn number<T: std::str::FromStr + PartialEq + Default>(flag: &str, value: Option<String>) -> Result<T, String> {
     let n = value.ok_or_else(|| format!("{flag} needs a number"))?;
@@ -77,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
         limits: Limits::default(),
         request_timeout: Duration::from_secs(30),
         handshakes_per_second: 400,
+        grid_ca: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -95,6 +99,7 @@ fn parse_args() -> Result<Args, String> {
             "--attempts" => l.attempts = number(&arg, it.next())?,
             "--backoff-ms" => l.backoff = Duration::from_millis(number(&arg, it.next())?),
             "--handshakes-per-second" => args.handshakes_per_second = number(&arg, it.next())?,
+            "--grid-ca" => args.grid_ca.push(it.next().ok_or("--grid-ca needs a PEM file")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other} ({USAGE})")),
         }
@@ -127,7 +132,24 @@ async fn serve(args: Args) -> ExitCode {
         eprintln!("sl_bridge needs a secret: set SL_BRIDGE_SECRET (or --secret)");
         return ExitCode::from(2);
     };
-    let (entropy, client) = match (OsEntropy::new(), grid::client(Duration::from_secs(10))) {
+    let mut roots = Vec::new();
+    for path in &args.grid_ca {
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(certs) if !certs.is_empty() => roots.extend(certs),
+            Ok(_) => {
+                eprintln!("--grid-ca {path}: no certificate in it");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("--grid-ca {path}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (entropy, client) = match (OsEntropy::new(), grid::client(Duration::from_secs(10), roots)) {
         (Ok(e), Ok(c)) => (e, c),
         (Err(e), _) => {
             eprintln!("{e}");
