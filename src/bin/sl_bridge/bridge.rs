@@ -105,7 +105,7 @@ impl Bridge {
 
     // -------------------------------------------------------------- registration
 
-    fn register(&mut self, region: &mut Region, conn: ConnectionId, target: &str) {
+    fn register(&mut self, region: &mut Region, now: Instant, conn: ConnectionId, target: &str) {
         let answer = |region: &mut Region, status: u16, body: &str| {
             let _ = region.respond(conn, status, TEXT, body.as_bytes());
         };
@@ -130,7 +130,7 @@ impl Bridge {
             remote.queue.register(reg.url);
             remote.waiting.push(conn);
             self.answer_registrations(region, script);
-            self.pump(region, Instant::now(), script);
+            self.pump(now, script);
             return;
         }
         let info = new_script(&mut self.entropy);
@@ -294,7 +294,7 @@ impl Bridge {
     }
 
     /// Sends every delivery the policy lets go now.
-    fn pump(&mut self, region: &mut Region, now: Instant, script: Key) {
+    fn pump(&mut self, now: Instant, script: Key) {
         let (Some(remote), Some(handle)) = (self.remotes.get_mut(&script), self.handle.as_ref()) else { return };
         while let Some(delivery) = remote.queue.poll_delivery(now) {
             self.stats.deliveries += 1;
@@ -309,8 +309,7 @@ impl Bridge {
                 });
             });
         }
-        let _ = region;
-        self.arm(now);
+        self.arm();
     }
 
     fn finished(
@@ -349,7 +348,7 @@ impl Bridge {
             Done::Waiting | Done::Unknown => {}
         }
         self.pull(region, script);
-        self.pump(region, now, script);
+        self.pump(now, script);
     }
 
     /// A reply from the script's answer: nobody waits for its status, so a
@@ -373,7 +372,7 @@ impl Bridge {
     // -------------------------------------------------------------- timers
 
     /// Makes sure a timer task wakes the bridge at the earliest policy deadline.
-    fn arm(&mut self, _now: Instant) {
+    fn arm(&mut self) {
         let Some(at) = self.remotes.values().filter_map(|r| r.queue.poll_timeout()).min() else { return };
         if self.armed.is_some_and(|armed| armed <= at) {
             return;
@@ -397,9 +396,9 @@ impl Bridge {
         }
         let scripts: Vec<Key> = self.remotes.keys().copied().collect();
         for script in scripts {
-            self.pump(region, now, script);
+            self.pump(now, script);
         }
-        self.arm(now);
+        self.arm();
     }
 
     /// The script's HTTP-in URL was revoked and no re-registration came
@@ -448,16 +447,16 @@ impl Handler for Bridge {
             }
         } else if self.remotes.contains_key(&script) {
             self.pull(region, script);
-            self.pump(region, now, script);
+            self.pump(now, script);
         } else {
             while region.poll_event(script).is_some() {}
         }
     }
 
-    fn on_http_request(&mut self, region: &mut Region, _now: Instant, conn: ConnectionId, method: &str, target: &str) {
+    fn on_http_request(&mut self, region: &mut Region, now: Instant, conn: ConnectionId, method: &str, target: &str) {
         let path = target.split('?').next().unwrap_or("");
         match (method, path) {
-            ("GET" | "POST", "/register") => self.register(region, conn, target),
+            ("GET" | "POST", "/register") => self.register(region, now, conn, target),
             ("GET", "/stats") => {
                 let _ = region.respond(conn, 200, "application/json", self.stats_json().as_bytes());
             }
