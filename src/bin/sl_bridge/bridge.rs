@@ -174,6 +174,12 @@ impl Bridge {
         for conn in remote.waiting.drain(..) {
             let _ = region.respond(conn, status, TEXT, body.as_bytes());
         }
+        if remote.ws.is_none() {
+            // Denied (the region's URL budget is spent): nothing to keep; the script retries.
+            let token = remote.token.clone();
+            self.tokens.remove(&token);
+            self.remotes.remove(&script);
+        }
     }
 
     fn granted(&mut self, region: &mut Region, script: Key, event: &Event) {
