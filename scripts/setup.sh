@@ -6,6 +6,22 @@
 # Idempotent: does nothing when every binary is already there.
 set -euo pipefail
 
+# ---- begin sl_bridge block: lummao (runs bridge/bridge.lsl in tests/e2e_sl_bridge.rs) ----
+# A Python virtual environment at .venv (gitignored) with lummao, created when missing.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if ! "$root/.venv/bin/python" -c "import lummao" >/dev/null 2>&1; then
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
+        s=""; [ "$(id -u)" -ne 0 ] && s="sudo"
+        echo "setup: installing python3 and python3-venv"
+        $s apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq --no-install-recommends python3 python3-venv
+    fi
+    echo "setup: creating .venv with lummao"
+    python3 -m venv "$root/.venv"
+    "$root/.venv/bin/python" -m pip install -q --disable-pip-version-check "lummao==0.5.2"
+fi
+# ---- end sl_bridge block ----
+
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
