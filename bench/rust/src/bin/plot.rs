@@ -1,12 +1,13 @@
-//! Draws the loopback comparison as a PNG: messages/s and p99 round trip per
-//! server, one bar per measurement round.
+//! Draws the loopback comparison as a PNG: server CPU per message, messages/s
+//! and p99 round trip per server, one bar per measurement round.
 //!
 //! ```text
 //! plot RESULTS.tsv OUT.png [TITLE]
 //! ```
 //!
-//! `RESULTS.tsv` has one line per measurement: `server round msgs_per_s p50_us p99_us`
-//! (tab- or space-separated; lines starting with `#` are skipped). Text is
+//! `RESULTS.tsv` has one line per measurement: `server round msgs_per_s p50_us p99_us
+//! [server_cpu_us_per_msg ...]` (tab- or space-separated; lines starting with `#`
+//! are skipped; without the CPU column that panel is left out). Text is
 //! drawn with DejaVu Sans (or another system TrueType font) found on disk.
 
 use plotters::prelude::*;
@@ -27,6 +28,8 @@ struct Row {
     round: u32,
     rate: f64,
     p99: f64,
+    /// Server CPU µs per message, when the file has it.
+    cpu: Option<f64>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,7 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if f.len() < 5 {
             return Err(format!("bad line: {line}").into());
         }
-        rows.push(Row { server: f[0].to_string(), round: f[1].parse()?, rate: f[2].parse()?, p99: f[4].parse()? });
+        let cpu = f.get(5).and_then(|c| c.parse().ok());
+        rows.push(Row { server: f[0].to_string(), round: f[1].parse()?, rate: f[2].parse()?, p99: f[4].parse()?, cpu });
     }
     let mut servers: Vec<String> = Vec::new();
     for r in &rows {
@@ -61,11 +65,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let rounds = rows.iter().map(|r| r.round).max().unwrap_or(1).max(1);
 
-    let root = BitMapBackend::new(&args[2], (1400, 560)).into_drawing_area();
+    let with_cpu = rows.iter().all(|r| r.cpu.is_some());
+    let panels_n = if with_cpu { 3 } else { 2 };
+    // Wide enough for every server's name under its bars.
+    let width = (servers.len() as u32 * 80 + 140).max(700) * panels_n;
+    let root = BitMapBackend::new(&args[2], (width.min(4200), 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(40);
     top.titled(&title, ("sans-serif", 24))?;
-    let panels = body.split_evenly((1, 2));
+    let panels = body.split_evenly((1, panels_n as usize));
     let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
     let draw = |area: &DrawingArea<BitMapBackend, _>,
                 caption: &str,
@@ -115,6 +123,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     format!("{:.1}k", v / 1000.0)
                 } else if v >= 100.0 {
                     format!("{v:.0}")
+                } else if v < 10.0 {
+                    format!("{v:.2}")
                 } else {
                     format!("{v:.1}")
                 },
@@ -124,8 +134,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(())
     };
-    draw(&panels[0], "messages/s (higher is better)", "messages per second", &|r| r.rate)?;
-    draw(&panels[1], "p99 round trip (lower is better)", "microseconds", &|r| r.p99)?;
+    let mut next = panels.iter();
+    if with_cpu {
+        let area = next.next().ok_or("no panel")?;
+        draw(area, "server CPU per message (lower is better)", "CPU microseconds", &|r| r.cpu.unwrap_or(0.0))?;
+    }
+    let area = next.next().ok_or("no panel")?;
+    draw(area, "messages/s (higher is better)", "messages per second", &|r| r.rate)?;
+    let area = next.next().ok_or("no panel")?;
+    draw(area, "p99 round trip (lower is better)", "microseconds", &|r| r.p99)?;
     let legend: Vec<String> = (1..=rounds).map(|r| format!("round {r}")).collect();
     for (k, label) in legend.iter().enumerate() {
         let x = 20 + 110 * k as i32;
