@@ -113,12 +113,14 @@ if [ "$TOOL" = callgrind ]; then
     bench_done
     # Messages over the whole run, warm-up and connection set-up included: an upper bound.
     msgs=$(get msgs)
+    set +o pipefail # head ends callgrind_annotate early
     {
         echo "# callgrind of $SERVER under $CONNS connections, $SIZE B echo; $(get rate) msg/s under valgrind"
         total=$(callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
         echo "instructions in total: $total; messages in the measured window: $msgs (the total includes start-up and warm-up)"
         callgrind_annotate --inclusive=no "$OUT/callgrind.out" 2>/dev/null | sed -n '/^-*$/,$p' | head -$((TOP + 20))
     } > "$REPORT"
+    set -o pipefail
 else
     "$BIN/loadgen" ws --url "$SERVER_URL" --conns "$CONNS" --secs $((SECS * 2)) --size "$SIZE" --warmup 1 \
         --pid "$SERVER_PID" --clk-tck "$CLK_TCK" > "$WORK/load.out" &
@@ -131,6 +133,7 @@ else
     wait "$gen" || true
     bench_done
     rate=$(get rate)
+    set +o pipefail # head ends perf report early
     {
         echo "# $SERVER under $CONNS connections, closed loop, $SIZE B echo: $rate msg/s, $(get server_cpu_us_per_msg) us server CPU per message (the whole $((SECS * 2)) s window)"
         echo
@@ -144,17 +147,18 @@ else
         echo "## top $TOP by self time (perf record -e cpu-clock, $((SECS - 1)) s)"
         echo
         perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio --percent-limit 0.3 -g none 2> /dev/null \
-            | grep -v '^#' | grep -v '^$' | head -"$TOP"
+            | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -"$TOP"
         echo
         echo "## by object"
         echo
-        perf report -i "$OUT/perf.data" --no-children --sort dso --stdio -g none 2> /dev/null | grep -v '^#' | grep -v '^$' | head -8
+        perf report -i "$OUT/perf.data" --no-children --sort dso --stdio -g none 2> /dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -8
         echo
         echo "## every sampled user-space symbol naming a lock, mutex, futex or atomic"
         echo
         perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio -g none 2> /dev/null | grep -v '^#' \
-            | grep -v kernel | grep -iE 'lock|mutex|futex|atomic|parking|condvar' || echo "(none in user space)"
+            | grep -v kernel | grep -iE '(^|[^c])lock|mutex|futex|atomic|parking|condvar' || echo "(none in user space)"
     } > "$REPORT"
+    set -o pipefail
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""

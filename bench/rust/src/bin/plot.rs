@@ -67,13 +67,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let with_cpu = rows.iter().all(|r| r.cpu.is_some());
     let panels_n = if with_cpu { 3 } else { 2 };
-    // Wide enough for every server's name under its bars.
-    let width = (servers.len() as u32 * 80 + 140).max(700) * panels_n;
-    let root = BitMapBackend::new(&args[2], (width.min(4200), 600)).into_drawing_area();
+    // Panels stacked, each wide enough for every server's name under its bars.
+    let width = (servers.len() as u32 * 110 + 160).max(900);
+    let root = BitMapBackend::new(&args[2], (width, 40 + 440 * panels_n)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(40);
     top.titled(&title, ("sans-serif", 24))?;
-    let panels = body.split_evenly((1, panels_n as usize));
+    let panels = body.split_evenly((panels_n as usize, 1));
     let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
     let draw = |area: &DrawingArea<BitMapBackend, _>,
                 caption: &str,
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 20))
             .margin(15)
-            .x_label_area_size(45)
+            .x_label_area_size(62)
             .y_label_area_size(90)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max.max(1.0))?;
         chart
@@ -96,14 +96,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .y_desc(y_desc)
             .label_style(("sans-serif", 15))
             .draw()?;
-        // Server names under their bars, long ones on two lines (split at the last '-').
+        // Server names under their bars, long ones one part per line (split at each '-').
         let style = TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         for (i, name) in servers.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(i as f64, 0.0));
-            let lines: Vec<&str> = match name.rsplit_once('-') {
-                Some((a, b)) if name.len() > 10 => vec![a, b],
-                _ => vec![name.as_str()],
-            };
+            let lines: Vec<&str> = if name.len() > 10 { name.split('-').collect() } else { vec![name.as_str()] };
             for (k, line) in lines.iter().enumerate() {
                 root.draw(&Text::new(line.to_string(), (px, py + 8 + 17 * k as i32), style.clone()))?;
             }
