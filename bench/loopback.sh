@@ -203,7 +203,7 @@ echo
 rate() { mean_of "$TSV" "$1" 3; }
 p99() { mean_of "$TSV" "$1" 5; }
 cpu() { mean_of "$TSV" "$1" 6; }
-idle_b() { grep -v '^#' "$IDLE_TSV" | awk -v n="$1" '$1 == n { print $5; exit }'; }
+idle_b() { grep -v '^#' "$IDLE_TSV" | awk -v n="$1" '$1 == n { v = $5 } END { print (v == "" ? "n/a" : v) }'; }
 
 # The crate's fastest adapter in this run.
 LSL=lsl-mio
