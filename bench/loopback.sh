@@ -14,6 +14,8 @@
 #   tokio-tungstenite-1thread  the same on a current-thread runtime
 #   fastwebsockets-1thread  bench/rust/src/bin/fws_echo_server.rs (denoland's fastwebsockets
 #                           on a current-thread runtime, bare TcpStream after the handshake)
+#   fastwebsockets-hyper-1thread  (not run by default: --servers) the same through
+#                           fastwebsockets' hyper upgrade (frames read through hyper's Upgraded)
 #   ws                      Node's ws (bench/node/ws_echo.js, versions from package-lock.json)
 #
 # Load phase: CONNS connections in a closed loop (send SIZE bytes, await the
@@ -100,6 +102,9 @@ start_server() {
             "$BIN/tt_echo_server" --bind 127.0.0.1:0 --current-thread > "$out" 2> "$WORK/$name.err" &
             ;;
         fastwebsockets-1thread) "$BIN/fws_echo_server" --bind 127.0.0.1:0 > "$out" 2> "$WORK/$name.err" & ;;
+        fastwebsockets-hyper-1thread)
+            "$BIN/fws_echo_server" --bind 127.0.0.1:0 --hyper > "$out" 2> "$WORK/$name.err" &
+            ;;
         ws) node "$ROOT/bench/node/ws_echo.js" 0 > "$out" 2> "$WORK/$name.err" & ;;
         *) echo "loopback: unknown server $name" >&2; exit 2 ;;
     esac

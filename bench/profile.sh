@@ -19,9 +19,13 @@
 #    entries by self time (`perf report --no-children`), by symbol, and the
 #    same grouped by object (kernel, the binary, libc), and every sampled
 #    symbol whose name says lock, mutex, futex or atomic.
-# With --tool callgrind (no perf): the server runs under valgrind (about 50x
-# slower, so far fewer messages), instructions per message and the top
-# entries of callgrind_annotate.
+# With --tool callgrind (also where perf is missing): the server runs under
+# valgrind (about 50x slower, so far fewer messages); its counters are zeroed
+# when the load generator's window starts and dumped when it ends, so the
+# report gives user-space instructions per echoed message (system calls not
+# counted; repeatable within a few per cent whatever the machine's load) and
+# the top entries of callgrind_annotate by self cost.
+# perf's "per message" counts divide by the run's mean rate × SECS (about ±5%).
 #
 # Writes OUT/profile-SERVER.txt (the report) and the raw perf.data /
 # callgrind.out beside it; --keep copies the report to bench/results/.
@@ -79,6 +83,7 @@ start() {
     local out=$WORK/server.out
     : > "$out"
     if [ "$TOOL" = callgrind ]; then
+        rm -f "$OUT"/callgrind.out*
         valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" "${CMD[@]}" < /dev/null > "$out" 2> "$WORK/server.err" &
     else
         "${CMD[@]}" < /dev/null > "$out" 2> "$WORK/server.err" &
@@ -105,20 +110,28 @@ sleep 0.5
 get() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" "$WORK/load.out" | head -1; }
 
 if [ "$TOOL" = callgrind ]; then
-    "$BIN/loadgen" ws --url "$SERVER_URL" --conns "$CONNS" --secs "$SECS" --size "$SIZE" --warmup 2 > "$WORK/load.out"
-    sleep 0.5
-    kill -INT "$SERVER_PID" 2>/dev/null || true
+    "$BIN/loadgen" ws --url "$SERVER_URL" --conns "$CONNS" --secs "$SECS" --size "$SIZE" --warmup 2 > "$WORK/load.out" &
+    gen=$!
+    # Count only the measured window: zero the counters at its start, dump at its end.
+    sleep 2.2
+    callgrind_control -z "$SERVER_PID" > /dev/null
+    sleep "$SECS"
+    callgrind_control -d "$SERVER_PID" > /dev/null
+    wait "$gen" || true
+    # A background job ignores SIGINT; valgrind writes its last dump on SIGTERM too.
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
     bench_done
-    # Messages over the whole run, warm-up and connection set-up included: an upper bound.
     msgs=$(get msgs)
+    dump=$(ls -t "$OUT"/callgrind.out.* 2> /dev/null | head -1)
     set +o pipefail # head ends callgrind_annotate early
     {
-        echo "# callgrind of $SERVER under $CONNS connections, $SIZE B echo; $(get rate) msg/s under valgrind"
-        total=$(callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
-        echo "instructions in total: $total; messages in the measured window: $msgs (the total includes start-up and warm-up)"
-        callgrind_annotate --inclusive=no "$OUT/callgrind.out" 2>/dev/null | sed -n '/^-*$/,$p' | head -$((TOP + 20))
+        echo "# callgrind of $SERVER under $CONNS connections, $SIZE B echo: $(get rate) msg/s under valgrind"
+        total=$(callgrind_annotate "$dump" 2> /dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
+        echo "instructions in the measured window: $total over $msgs messages: $(div "$total" "$msgs" %.0f) per message (user space only: system calls are not counted)"
+        echo
+        callgrind_annotate --threshold=100 "$dump" 2> /dev/null | sed -n "/file:function/,\$p" | grep -v "clone.S:clone\|pthread_create.c:start_thread\|thread_start\|call_once{{vtable.shim}}\|__rust_begin_short_backtrace\|libc_start_call_main\|__libc_start_main\|lang_start\|[ (]main\b" | head -$((TOP + 2))
     } > "$REPORT"
     set -o pipefail
 else
