@@ -88,4 +88,4 @@ echo "| ns per 64 B echo (median of $ROUNDS) | ${R[old,ns64]} | ${R[new,ns64]} |
 echo "| ns per 1024 B echo (median of $ROUNDS) | ${R[old,ns1024]} | ${R[new,ns1024]} |"
 echo "| idle heap per session, bytes | ${R[old,heap]} | ${R[new,heap]} |"
 echo
-echo "against $REV: instr/echo 64B=${R[old,i64]}->${R[new,i64]} 1024B=${R[old,i1k]}->${R[new,i1k]} idle-heap=${R[old,heap]}->${R[new,heap]}"
+report "against $REV: instr/echo 64B=${R[old,i64]}->${R[new,i64]} 1024B=${R[old,i1k]}->${R[new,i1k]} idle-heap=${R[old,heap]}->${R[new,heap]}"

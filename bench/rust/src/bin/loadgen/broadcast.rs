@@ -64,6 +64,10 @@ pub(crate) async fn run(args: Args) {
     }
     let n = subscribers.len();
     eprintln!("loadgen: {n} subscribers connected");
+    if n < args.conns {
+        eprintln!("loadgen: only {n} of {} subscribers connected: no round could count", args.conns);
+        std::process::exit(1);
+    }
     for mut c in subscribers {
         let (round, done) = (round.clone(), done.clone());
         tokio::spawn(async move {
