@@ -27,8 +27,9 @@
 # the top entries of callgrind_annotate by self cost.
 # perf's "per message" counts divide by the run's mean rate × SECS (about ±5%).
 #
-# Writes OUT/profile-SERVER.txt (the report) and the raw perf.data /
-# callgrind.out beside it; --keep copies the report to bench/results/.
+# Writes OUT/profile-SERVER.txt (callgrind: profile-SERVER-callgrind.txt), the
+# report, with the date and load, and the raw perf.data / callgrind.out.* beside
+# it; --keep copies the report to bench/results/.
 set -euo pipefail
 ARGS=("$@")
 
@@ -65,6 +66,7 @@ echo "profile: building (release, with line tables)"
 build_all --no-node
 CLK_TCK=$(getconf CLK_TCK)
 REPORT=$OUT/profile-$SERVER.txt
+[ "$TOOL" = callgrind ] && REPORT=$OUT/profile-$SERVER-callgrind.txt
 
 # server_cmd NAME: the command line of a server (sets URLS, how many object-url lines it prints).
 server_cmd() {
@@ -128,6 +130,7 @@ if [ "$TOOL" = callgrind ]; then
     set +o pipefail # head ends callgrind_annotate early
     {
         echo "# callgrind of $SERVER under $CONNS connections, $SIZE B echo: $(get rate) msg/s under valgrind"
+        echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load before $LOAD_BEFORE, after $LOAD_AFTER${REPORT_PREFIX:+ ($REPORT_PREFIX: --ignore-load)}"
         total=$(callgrind_annotate "$dump" 2> /dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
         echo "instructions in the measured window: $total over $msgs messages: $(div "$total" "$msgs" %.0f) per message (user space only: system calls are not counted)"
         echo
@@ -149,6 +152,7 @@ else
     set +o pipefail # head ends perf report early
     {
         echo "# $SERVER under $CONNS connections, closed loop, $SIZE B echo: $rate msg/s, $(get server_cpu_us_per_msg) us server CPU per message (the whole $((SECS * 2)) s window)"
+        echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load before $LOAD_BEFORE, after $LOAD_AFTER${REPORT_PREFIX:+ ($REPORT_PREFIX: --ignore-load)}"
         echo
         echo "## per echoed message over ${SECS} s (perf stat; messages = the run's mean rate x ${SECS} s)"
         echo
