@@ -4,7 +4,8 @@
 #
 #   compare.sh, loopback.sh, httpin.sh, broadcast.sh, profile.sh (perf: lsl-mio,
 #   lsl-mio-2regions for the lock check, tokio-tungstenite-1thread,
-#   fastwebsockets-1thread; callgrind: the same four one-thread servers)
+#   fastwebsockets-1thread; callgrind: the same four one-thread servers, and
+#   the HTTP-in echo of lsl-mio and hyper-1thread)
 #
 #   bench/issue15.sh [--keep] [--ignore-load] [--quick] [--out DIR]
 #
@@ -63,6 +64,9 @@ done
 for s in lsl-mio lsl-tokio tokio-tungstenite-1thread fastwebsockets-1thread; do
     run "callgrind-$s" profile --tool callgrind --server "$s" "${P[@]}"
 done
+for s in lsl-mio hyper-1thread; do
+    run "callgrind-$s-http" profile --tool callgrind --load http --server "$s" "${P[@]}"
+done
 
 echo
 echo "## issue 15: every report line"
@@ -85,4 +89,8 @@ grep -A3 '^## every sampled' "$BASE/profile-lsl-mio-2regions/profile-lsl-mio-2re
 for s in lsl-mio lsl-tokio tokio-tungstenite-1thread fastwebsockets-1thread; do
     printf '%s: ' "$s"
     grep -m1 '^instructions in the measured window' "$BASE/callgrind-$s/profile-$s-callgrind.txt" || echo
+done
+for s in lsl-mio hyper-1thread; do
+    printf '%s http-in: ' "$s"
+    grep -m1 '^instructions in the measured window' "$BASE/callgrind-$s-http/profile-$s-http-callgrind.txt" || echo
 done

@@ -6,7 +6,9 @@
 #                    [--tool perf|callgrind] [common flags, bench/lib.sh]
 #
 # Servers: lsl-mio, lsl-mio-2regions, lsl-tokio, tokio-tungstenite-1thread,
-# fastwebsockets-1thread (as in bench/loopback.sh).
+# fastwebsockets-1thread (as in bench/loopback.sh). With --load http, the
+# HTTP-in keep-alive echo of bench/httpin.sh instead: lsl-mio, lsl-tokio (their
+# http-url) or hyper-1thread.
 #
 # With perf (Debian's linux-perf, installed if missing; the default):
 # 1. `perf stat` on the server over SECS seconds of load: system calls
@@ -33,7 +35,7 @@
 set -euo pipefail
 ARGS=("$@")
 
-SERVER=lsl-mio SECS=8 CONNS=100 SIZE=64 TOP=30 TOOL=perf
+SERVER=lsl-mio SECS=8 CONNS=100 SIZE=64 TOP=30 TOOL=perf LOAD=ws
 cd "$(dirname "$0")/.."
 . "$(pwd)/bench/lib.sh"
 while [ $# -gt 0 ]; do
@@ -44,8 +46,9 @@ while [ $# -gt 0 ]; do
         --size) SIZE=$2; shift 2 ;;
         --top) TOP=$2; shift 2 ;;
         --tool) TOOL=$2; shift 2 ;;
+        --load) LOAD=$2; shift 2 ;;
         --out | --keep | --ignore-load | --settle) bench_flag "$@"; shift "$BENCH_SHIFT" ;;
-        *) echo "usage: $0 [--server NAME] [--secs S] [--conns N] [--size B] [--top N] [--tool perf|callgrind] $BENCH_COMMON_USAGE" >&2; exit 2 ;;
+        *) echo "usage: $0 [--server NAME] [--secs S] [--conns N] [--size B] [--top N] [--tool perf|callgrind] [--load ws|http] $BENCH_COMMON_USAGE" >&2; exit 2 ;;
     esac
 done
 bench_setup profile "${ARGS[@]}"
@@ -65,8 +68,10 @@ fi
 echo "profile: building (release, with line tables)"
 build_all --no-node
 CLK_TCK=$(getconf CLK_TCK)
-REPORT=$OUT/profile-$SERVER.txt
-[ "$TOOL" = callgrind ] && REPORT=$OUT/profile-$SERVER-callgrind.txt
+TAG=$SERVER
+[ "$LOAD" = http ] && TAG=$SERVER-http
+REPORT=$OUT/profile-$TAG.txt
+[ "$TOOL" = callgrind ] && REPORT=$OUT/profile-$TAG-callgrind.txt
 
 # server_cmd NAME: the command line of a server (sets URLS, how many object-url lines it prints).
 server_cmd() {
@@ -77,6 +82,7 @@ server_cmd() {
         lsl-tokio) CMD=("$ROOT/target/release/examples/echo_server" --bind 127.0.0.1:0 --handshakes-per-second 1000000) ;;
         tokio-tungstenite-1thread) CMD=("$BIN/tt_echo_server" --current-thread) ;;
         fastwebsockets-1thread) CMD=("$BIN/fws_echo_server") ;;
+        hyper-1thread) CMD=("$BIN/hyper_echo_server") ;;
         *) echo "profile: unknown server $1" >&2; exit 2 ;;
     esac
 }
@@ -94,7 +100,8 @@ start() {
     SERVER_URL=""
     for _ in $(seq 300); do
         case "$SERVER" in
-            lsl*) SERVER_URL=$(awk -v n="$URLS" '$1 == "object-url" { u = u (k++ ? "," : "") $2 } k == n { print u; exit }' "$out") ;;
+            lsl*) SERVER_URL=$(awk -v n="$URLS" -v k0="$URL_KEY" '$1 == k0 { u = u (k++ ? "," : "") $2 } k == n { print u; exit }' "$out") ;;
+            hyper*) SERVER_URL=$(awk '$1 == "listening" { print "http://" $2 "/lslhttp/00000000-0000-0000-0000-000000000000/"; exit }' "$out") ;;
             *) SERVER_URL=$(awk '$1 == "listening" { print "ws://" $2 "/"; exit }' "$out") ;;
         esac
         [ -n "$SERVER_URL" ] && return 0
@@ -106,13 +113,15 @@ start() {
 }
 
 server_cmd "$SERVER"
+URL_KEY=object-url
+[ "$LOAD" = http ] && URL_KEY=http-url
 bench_quiet
 start
 sleep 0.5
 get() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" "$WORK/load.out" | head -1; }
 
 if [ "$TOOL" = callgrind ]; then
-    "$BIN/loadgen" ws --url "$SERVER_URL" --conns "$CONNS" --secs "$SECS" --size "$SIZE" --warmup 2 > "$WORK/load.out" &
+    "$BIN/loadgen" "$LOAD" --url "$SERVER_URL" --conns "$CONNS" --secs "$SECS" --size "$SIZE" --warmup 2 > "$WORK/load.out" &
     gen=$!
     # Count only the measured window: zero the counters at its start, dump at its end.
     sleep 2.2
@@ -129,16 +138,16 @@ if [ "$TOOL" = callgrind ]; then
     dump=$(ls -t "$OUT"/callgrind.out.* 2> /dev/null | head -1)
     set +o pipefail # head ends callgrind_annotate early
     {
-        echo "# callgrind of $SERVER under $CONNS connections, $SIZE B echo: $(get rate) msg/s under valgrind"
-        echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load before $LOAD_BEFORE, after $LOAD_AFTER${REPORT_PREFIX:+ ($REPORT_PREFIX: --ignore-load)}"
+        echo "# callgrind of $SERVER under $CONNS connections, $SIZE B $LOAD echo: $(get rate) msg/s under valgrind"
+        echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load before $LOAD_BEFORE, after $LOAD_AFTER${REPORT_PREFIX:+ (NOT A REPORT: --ignore-load)}"
         total=$(callgrind_annotate "$dump" 2> /dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
-        echo "instructions in the measured window: $total over $msgs messages: $(div "$total" "$msgs" %.0f) per message (user space only: system calls are not counted)"
+        echo "instructions in the measured window: $total over $msgs messages (requests): $(div "$total" "$msgs" %.0f) per message (user space only: system calls are not counted)"
         echo
         callgrind_annotate --threshold=100 "$dump" 2> /dev/null | sed -n "/file:function/,\$p" | grep -v "clone.S:clone\|pthread_create.c:start_thread\|thread_start\|call_once{{vtable.shim}}\|__rust_begin_short_backtrace\|libc_start_call_main\|__libc_start_main\|lang_start\|[ (]main\b" | head -$((TOP + 2))
     } > "$REPORT"
     set -o pipefail
 else
-    "$BIN/loadgen" ws --url "$SERVER_URL" --conns "$CONNS" --secs $((SECS * 2)) --size "$SIZE" --warmup 1 \
+    "$BIN/loadgen" "$LOAD" --url "$SERVER_URL" --conns "$CONNS" --secs $((SECS * 2)) --size "$SIZE" --warmup 1 \
         --pid "$SERVER_PID" --clk-tck "$CLK_TCK" > "$WORK/load.out" &
     gen=$!
     sleep 1.5
@@ -151,8 +160,8 @@ else
     rate=$(get rate)
     set +o pipefail # head ends perf report early
     {
-        echo "# $SERVER under $CONNS connections, closed loop, $SIZE B echo: $rate msg/s, $(get server_cpu_us_per_msg) us server CPU per message (the whole $((SECS * 2)) s window)"
-        echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load before $LOAD_BEFORE, after $LOAD_AFTER${REPORT_PREFIX:+ ($REPORT_PREFIX: --ignore-load)}"
+        echo "# $SERVER under $CONNS connections, closed loop, $SIZE B $LOAD echo: $rate msg/s, $(get server_cpu_us_per_msg) us server CPU per message (the whole $((SECS * 2)) s window)"
+        echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load before $LOAD_BEFORE, after $LOAD_AFTER${REPORT_PREFIX:+ (NOT A REPORT: --ignore-load)}"
         echo
         echo "## per echoed message over ${SECS} s (perf stat; messages = the run's mean rate x ${SECS} s)"
         echo
