@@ -10,13 +10,21 @@
 # there; needs valgrind (Debian's package, installed if missing). The last line:
 #   against REV: instr/echo 64B=<old>-><new> 1024B=<old>-><new> idle-heap=<old>-><new>
 set -euo pipefail
+ARGS=("$@")
 cd "$(dirname "$0")/.."
 
 REV=${1:?usage: bench/against.sh REV [--rounds R]}
 ROUNDS=5
 [ "${2:-}" = --rounds ] && ROUNDS=${3:?}
 source bench/lib.sh
-bench_setup
+# Common flags (bench/lib.sh) after REV and --rounds.
+for ((i = 1; i <= $#; i++)); do
+    case "${!i}" in
+        --out | --settle) j=$((i + 1)); bench_flag "${!i}" "${!j}" ;;
+        --keep | --ignore-load) bench_flag "${!i}" ;;
+    esac
+done
+bench_setup against "${ARGS[@]}"
 
 if ! command -v valgrind > /dev/null; then
     echo "against: installing Debian's valgrind"
@@ -55,6 +63,7 @@ for side in old new; do
     R[$side,i1k]=$(instr "$bin/micro" 1024)
     R[$side,heap]=$(idle "$bin/idle_heap")
 done
+bench_quiet
 echo "against: $ROUNDS wall-clock rounds each, alternating"
 for round in $(seq "$ROUNDS"); do
     for side in old new; do
@@ -69,6 +78,7 @@ for side in old new; do
     done
 done
 
+bench_done
 echo
 echo "| measure | $REV | this checkout |"
 echo "|---|---|---|"
@@ -78,4 +88,4 @@ echo "| ns per 64 B echo (median of $ROUNDS) | ${R[old,ns64]} | ${R[new,ns64]} |
 echo "| ns per 1024 B echo (median of $ROUNDS) | ${R[old,ns1024]} | ${R[new,ns1024]} |"
 echo "| idle heap per session, bytes | ${R[old,heap]} | ${R[new,heap]} |"
 echo
-echo "against $REV: instr/echo 64B=${R[old,i64]}->${R[new,i64]} 1024B=${R[old,i1k]}->${R[new,i1k]} idle-heap=${R[old,heap]}->${R[new,heap]}"
+report "against $REV: instr/echo 64B=${R[old,i64]}->${R[new,i64]} 1024B=${R[old,i1k]}->${R[new,i1k]} idle-heap=${R[old,heap]}->${R[new,heap]}"

@@ -13,30 +13,36 @@
 #   sessions, tungstenite WebSockets (default config, and 4 KiB) with 1,000
 #   (bench/rust/src/bin/idle_heap.rs).
 #
-#   bench/compare.sh [--rounds 11] [--criterion]
+#   bench/compare.sh [--rounds 11] [--criterion] [common flags, bench/lib.sh]
 #
 # --criterion also runs the criterion benches (benches/echo.rs, quick mode)
-# for reference. The last two lines:
-#   ratio core/tungstenite msgs-per-s: 64B=<x> 1024B=<y>      (against tungstenite-4k)
+# for reference. Writes OUT/micro.txt and OUT/idle_heap.txt (--keep: to
+# bench/results/). The last three lines:
+#   ratio core/tungstenite msgs-per-s: 64B=<x> 1024B=<y>            (against tungstenite-4k)
+#   ratio core/tungstenite-zerocopy msgs-per-s: 64B=<x> 1024B=<y>   (against tungstenite-4k-zerocopy)
 #   idle heap per session bytes: core=<n> tungstenite-default=<m>
 set -euo pipefail
+ARGS=("$@")
 
 ROUNDS=11 CRITERION=0
+cd "$(dirname "$0")/.."
+. "$(pwd)/bench/lib.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
         --criterion) CRITERION=1; shift ;;
-        *) echo "usage: $0 [--rounds R] [--criterion]" >&2; exit 2 ;;
+        --out | --keep | --ignore-load | --settle) bench_flag "$@"; shift "$BENCH_SHIFT" ;;
+        *) echo "usage: $0 [--rounds R] [--criterion] $BENCH_COMMON_USAGE" >&2; exit 2 ;;
     esac
 done
-
-cd "$(dirname "$0")/.."
-BIN=bench/rust/target/release
-RESULTS=bench/results
-mkdir -p "$RESULTS"
+bench_setup compare "${ARGS[@]}"
 
 echo "compare: building (release)"
 cargo build --quiet --release --manifest-path bench/rust/Cargo.toml --bin micro --bin idle_heap
+if [ "$CRITERION" = 1 ]; then
+    cargo bench --quiet --bench echo --no-run 2>/dev/null
+fi
+bench_quiet
 
 if [ "$CRITERION" = 1 ]; then
     echo "compare: criterion (cargo bench --bench echo -- --quick)"
@@ -47,6 +53,9 @@ echo "compare: echo and handshake, $ROUNDS interleaved rounds"
 "$BIN/micro" --rounds "$ROUNDS" > "$RESULTS/micro.txt"
 echo "compare: idle heap"
 "$BIN/idle_heap" > "$RESULTS/idle_heap.txt"
+bench_done
+keep "$RESULTS/micro.txt"
+keep "$RESULTS/idle_heap.txt"
 
 ns() { awk -v k="$1" '$1 == "result" && ($2 " " $3 " " $4) == k { print $5 }' "$RESULTS/micro.txt"; }
 hs() { awk -v k="$1" '$1 == "result" && ($2 " " $3) == k { print $4 }' "$RESULTS/micro.txt"; }
@@ -80,8 +89,9 @@ grep '^result idle' "$RESULTS/idle_heap.txt" | awk '{ printf "| %s | %s | %s |\n
 sed -n 's/^\([a-z0-9-]*\) (\([0-9]*\)[^)]*).*/\1 \2/p' "$RESULTS/idle_heap.txt" \
     | awk '{ printf "%s%s: %s sessions", (NR > 1 ? ", " : "("), $1, $2 } END { print ")" }'
 echo
-r64=$(awk -v c="$(ns 'echo 64 core')" -v t="$(ns 'echo 64 tungstenite-4k')" 'BEGIN { printf "%.2f", t / c }')
-r1k=$(awk -v c="$(ns 'echo 1024 core')" -v t="$(ns 'echo 1024 tungstenite-4k')" 'BEGIN { printf "%.2f", t / c }')
+# msgs/s ratio = the other path's ns per echo / the core's.
+r() { div "$(ns "echo $1 $2")" "$(ns "echo $1 core")"; }
 idle() { awk -v p="$1" '$1 == "result" && $2 == "idle" && $3 == p { print $4 }' "$RESULTS/idle_heap.txt"; }
-echo "ratio core/tungstenite msgs-per-s: 64B=$r64 1024B=$r1k"
-echo "idle heap per session bytes: core=$(idle core) tungstenite-default=$(idle tungstenite-default)"
+report "ratio core/tungstenite msgs-per-s: 64B=$(r 64 tungstenite-4k) 1024B=$(r 1024 tungstenite-4k)"
+report "ratio core/tungstenite-zerocopy msgs-per-s: 64B=$(r 64 tungstenite-4k-zerocopy) 1024B=$(r 1024 tungstenite-4k-zerocopy)"
+report "idle heap per session bytes: core=$(idle core) tungstenite-default=$(idle tungstenite-default)"

@@ -7,26 +7,27 @@
 # messages/s, p50 and p99 round trip, server CPU per message (utime+stime
 # from /proc/<pid>/stat at the window's edges) and the server's share of a core.
 #
-#   bench/lines.sh [--secs 10] [--conns 100] [--size 64] [--threads 1]
+#   bench/lines.sh [--secs 10] [--conns 100] [--size 64] [--threads 1] [common flags, bench/lib.sh]
 #
-# Writes bench/results/lines.tsv. Last line:
+# Writes OUT/lines.tsv (--keep: bench/results/lines.tsv). Last line:
 # ratio lines/websocket msgs-per-s=<x> cpu-per-message=<y>
 set -euo pipefail
+ARGS=("$@")
 
 SECS=10 CONNS=100 SIZE=64 THREADS=1
+cd "$(dirname "$0")/.."
+. "$(pwd)/bench/lib.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
         --secs) SECS=$2; shift 2 ;;
         --conns) CONNS=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
-        *) echo "usage: $0 [--secs S] [--conns N] [--size B] [--threads T]" >&2; exit 2 ;;
+        --out | --keep | --ignore-load | --settle) bench_flag "$@"; shift "$BENCH_SHIFT" ;;
+        *) echo "usage: $0 [--secs S] [--conns N] [--size B] [--threads T] $BENCH_COMMON_USAGE" >&2; exit 2 ;;
     esac
 done
-
-cd "$(dirname "$0")/.."
-. "$(pwd)/bench/lib.sh"
-bench_setup
+bench_setup lines "${ARGS[@]}"
 echo "lines: building (release)"
 build_all --no-node
 CLK_TCK=$(getconf CLK_TCK)
@@ -55,7 +56,9 @@ stop_server() {
     SERVER_PID=""
 }
 
+bench_quiet
 TSV=$RESULTS/lines.tsv
+keep "$TSV"
 echo "# transport msgs_per_s p50_us p99_us server_cpu_us_per_msg server_cpu_pct client_cpu_pct errors" > "$TSV"
 for transport in lines websocket; do
     mode=ws
@@ -71,8 +74,9 @@ for transport in lines websocket; do
         "$(get server_cpu_us_per_msg)" "$(get server_cpu_pct)" "$(get client_cpu_pct)" "$(get errors)" >> "$TSV"
 done
 
+bench_done
 echo
 awk 'BEGIN { printf "%-10s %12s %8s %8s %16s %12s %8s\n", "transport", "msgs/s", "p50 us", "p99 us", "server us CPU/msg", "server core%", "errors" }
      !/^#/ { printf "%-10s %12.0f %8s %8s %16s %12s %8s\n", $1, $2, $3, $4, $5, $6, $8 }' "$TSV"
 awk '!/^#/ { rate[$1] = $2; cpu[$1] = $5 }
-     END { printf "ratio lines/websocket msgs-per-s=%.3f cpu-per-message=%.3f\n", rate["lines"] / rate["websocket"], cpu["lines"] / cpu["websocket"] }' "$TSV"
+     END { printf "'"$REPORT_PREFIX"'ratio lines/websocket msgs-per-s=%.3f cpu-per-message=%.3f\n", rate["lines"] / rate["websocket"], cpu["lines"] / cpu["websocket"] }' "$TSV"

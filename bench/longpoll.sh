@@ -31,8 +31,11 @@
 #
 # Last line: ratio websocket/http-in round-trips-per-s=<x> bytes-per-message=<y> cpu-per-message=<z>
 set -euo pipefail
+ARGS=("$@")
 
 SECS=10 CONNS=100 SIZE=64 ROUNDS=2 THREADS=1
+cd "$(dirname "$0")/.."
+. "$(pwd)/bench/lib.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
         --secs) SECS=$2; shift 2 ;;
@@ -40,13 +43,11 @@ while [ $# -gt 0 ]; do
         --size) SIZE=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
-        *) echo "usage: $0 [--secs S] [--conns N] [--size B] [--rounds R] [--threads T]" >&2; exit 2 ;;
+        --out | --keep | --ignore-load | --settle) bench_flag "$@"; shift "$BENCH_SHIFT" ;;
+        *) echo "usage: $0 [--secs S] [--conns N] [--size B] [--rounds R] [--threads T] $BENCH_COMMON_USAGE" >&2; exit 2 ;;
     esac
 done
-
-cd "$(dirname "$0")/.."
-. "$(pwd)/bench/lib.sh"
-bench_setup
+bench_setup longpoll "${ARGS[@]}"
 ulimit -n "$(( $(ulimit -Hn) < 4096 ? $(ulimit -Hn) : 4096 ))" 2>/dev/null || true
 
 echo "longpoll: building (release)"
@@ -78,7 +79,9 @@ stop_server() {
     SERVER_PID=""
 }
 
+bench_quiet
 TSV=$RESULTS/longpoll-httpin.tsv
+keep "$TSV"
 echo "# path round round_trips_per_s p50_us p99_us client_bytes server_bytes setup_client setup_server cpu_us_per_msg errors" > "$TSV"
 for round in $(seq "$ROUNDS"); do
     start_server
@@ -103,6 +106,7 @@ for round in $(seq "$ROUNDS"); do
     stop_server
 done
 
+bench_done
 echo
 echo "## HTTP-in long-poll vs WebSocket on one echo_server: $CONNS connections, closed loop, $SIZE B messages, ${SECS} s per run"
 echo
@@ -121,4 +125,4 @@ ws_bytes=$(bytes websocket) hi_bytes=$(bytes http-in) br_bytes=$(bytes http-in-b
 awk -v a="$ws_rate" -v b="$br_rate" -v c="$ws_bytes" -v d="$br_bytes" -v e="$ws_cpu" -v f="$br_cpu" \
     'BEGIN { printf "with browser request headers: websocket/http-in-browser round-trips-per-s=%.2f bytes-per-message=%.2f cpu-per-message=%.2f\n", a / b, c / d, e / f }'
 awk -v a="$ws_rate" -v b="$hi_rate" -v c="$ws_bytes" -v d="$hi_bytes" -v e="$ws_cpu" -v f="$hi_cpu" \
-    'BEGIN { printf "ratio websocket/http-in round-trips-per-s=%.2f bytes-per-message=%.2f cpu-per-message=%.2f\n", a / b, c / d, e / f }'
+    'BEGIN { printf "'"$REPORT_PREFIX"'ratio websocket/http-in round-trips-per-s=%.2f bytes-per-message=%.2f cpu-per-message=%.2f\n", a / b, c / d, e / f }'

@@ -21,15 +21,19 @@
 #
 # Last line: ratio sse/websocket msgs-per-s=<x> cpu-per-message=<y>
 set -euo pipefail
+ARGS=("$@")
 
 SECS=5 CONNS=50 SIZE=64 ROUNDS=1
+cd "$(dirname "$0")/.."
+. "$(pwd)/bench/lib.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
         --secs) SECS=$2; shift 2 ;;
         --conns) CONNS=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        *) echo "usage: $0 [--secs S] [--conns N] [--size B] [--rounds R]" >&2; exit 2 ;;
+        --out | --keep | --ignore-load | --settle) bench_flag "$@"; shift "$BENCH_SHIFT" ;;
+        *) echo "usage: $0 [--secs S] [--conns N] [--size B] [--rounds R] $BENCH_COMMON_USAGE" >&2; exit 2 ;;
     esac
 done
 if [ "$CONNS" -gt 64 ]; then
@@ -37,9 +41,7 @@ if [ "$CONNS" -gt 64 ]; then
     exit 2
 fi
 
-cd "$(dirname "$0")/.."
-. "$(pwd)/bench/lib.sh"
-bench_setup
+bench_setup sse "${ARGS[@]}"
 
 echo "sse: building (release)"
 build_all --no-node
@@ -68,7 +70,9 @@ stop_server() {
     SERVER_PID=""
 }
 
+bench_quiet
 TSV=$RESULTS/sse.tsv
+keep "$TSV"
 echo "# client round msgs_per_s p50_us p99_us client_bytes server_bytes cpu_us_per_msg server_cpu_pct errors retries" > "$TSV"
 for round in $(seq "$ROUNDS"); do
     start_server
@@ -90,6 +94,7 @@ for round in $(seq "$ROUNDS"); do
     stop_server
 done
 
+bench_done
 echo
 echo "## SSE + POST vs WebSocket on one echo_server: $CONNS clients, closed loop, $SIZE B messages, ${SECS} s per run"
 echo
@@ -99,4 +104,4 @@ grep -v '^#' "$TSV" | sort -s -k1,1 | awk '{ printf "| %s | %s | %.0f | %s | %s 
 echo
 mean() { grep -v '^#' "$TSV" | awk -v n="$1" -v f="$2" '$1 == n { s += $f; k++ } END { printf "%.4f", s / k }'; }
 awk -v a="$(mean sse 3)" -v b="$(mean websocket 3)" -v c="$(mean sse 8)" -v d="$(mean websocket 8)" \
-    'BEGIN { printf "ratio sse/websocket msgs-per-s=%.2f cpu-per-message=%.2f\n", a / b, c / d }'
+    'BEGIN { printf "'"$REPORT_PREFIX"'ratio sse/websocket msgs-per-s=%.2f cpu-per-message=%.2f\n", a / b, c / d }'

@@ -13,7 +13,14 @@ pub const HEAD_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// One masked client text frame of `len` bytes of lowercase letters.
 pub fn masked_text(len: usize) -> Vec<u8> {
+    let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+    masked(&text)
+}
+
+/// One masked client text frame carrying `text`.
+pub fn masked(text: &[u8]) -> Vec<u8> {
     let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let len = text.len();
     let mut frame = vec![0x81];
     if len < 126 {
         frame.push(0x80 | len as u8);
@@ -22,7 +29,7 @@ pub fn masked_text(len: usize) -> Vec<u8> {
         frame.extend_from_slice(&(len as u16).to_be_bytes());
     }
     frame.extend_from_slice(&mask);
-    frame.extend((0..len).map(|i| (b'a' + (i % 26) as u8) ^ mask[i % 4]));
+    frame.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
 }
 
@@ -191,4 +198,13 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock every process on the machine
+/// reads alike, so a server can stamp a frame and a client time its arrival.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

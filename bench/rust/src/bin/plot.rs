@@ -1,12 +1,13 @@
-//! Draws the loopback comparison as a PNG: messages/s and p99 round trip per
-//! server, one bar per measurement round.
+//! Draws the loopback comparison as a PNG: server CPU per message, messages/s
+//! and p99 round trip per server, one bar per measurement round.
 //!
 //! ```text
 //! plot RESULTS.tsv OUT.png [TITLE]
 //! ```
 //!
-//! `RESULTS.tsv` has one line per measurement: `server round msgs_per_s p50_us p99_us`
-//! (tab- or space-separated; lines starting with `#` are skipped). Text is
+//! `RESULTS.tsv` has one line per measurement: `server round msgs_per_s p50_us p99_us
+//! [server_cpu_us_per_msg ...]` (tab- or space-separated; lines starting with `#`
+//! are skipped; without the CPU column that panel is left out). Text is
 //! drawn with DejaVu Sans (or another system TrueType font) found on disk.
 
 use plotters::prelude::*;
@@ -27,6 +28,8 @@ struct Row {
     round: u32,
     rate: f64,
     p99: f64,
+    /// Server CPU µs per message, when the file has it.
+    cpu: Option<f64>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,7 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if f.len() < 5 {
             return Err(format!("bad line: {line}").into());
         }
-        rows.push(Row { server: f[0].to_string(), round: f[1].parse()?, rate: f[2].parse()?, p99: f[4].parse()? });
+        let cpu = f.get(5).and_then(|c| c.parse().ok());
+        rows.push(Row { server: f[0].to_string(), round: f[1].parse()?, rate: f[2].parse()?, p99: f[4].parse()?, cpu });
     }
     let mut servers: Vec<String> = Vec::new();
     for r in &rows {
@@ -61,11 +65,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let rounds = rows.iter().map(|r| r.round).max().unwrap_or(1).max(1);
 
-    let root = BitMapBackend::new(&args[2], (1400, 560)).into_drawing_area();
+    let with_cpu = rows.iter().all(|r| r.cpu.is_some());
+    let panels_n = if with_cpu { 3 } else { 2 };
+    // Panels stacked, each wide enough for every server's name under its bars.
+    let width = (servers.len() as u32 * 110 + 160).max(900);
+    let root = BitMapBackend::new(&args[2], (width, 40 + 440 * panels_n)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(40);
     top.titled(&title, ("sans-serif", 24))?;
-    let panels = body.split_evenly((1, 2));
+    let panels = body.split_evenly((panels_n as usize, 1));
     let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
     let draw = |area: &DrawingArea<BitMapBackend, _>,
                 caption: &str,
@@ -77,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 20))
             .margin(15)
-            .x_label_area_size(45)
+            .x_label_area_size(62)
             .y_label_area_size(90)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max.max(1.0))?;
         chart
@@ -88,14 +96,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .y_desc(y_desc)
             .label_style(("sans-serif", 15))
             .draw()?;
-        // Server names under their bars, long ones on two lines (split at the last '-').
+        // Server names under their bars, long ones one part per line (split at each '-').
         let style = TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         for (i, name) in servers.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(i as f64, 0.0));
-            let lines: Vec<&str> = match name.rsplit_once('-') {
-                Some((a, b)) if name.len() > 10 => vec![a, b],
-                _ => vec![name.as_str()],
-            };
+            let lines: Vec<&str> = if name.len() > 10 { name.split('-').collect() } else { vec![name.as_str()] };
             for (k, line) in lines.iter().enumerate() {
                 root.draw(&Text::new(line.to_string(), (px, py + 8 + 17 * k as i32), style.clone()))?;
             }
@@ -115,6 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     format!("{:.1}k", v / 1000.0)
                 } else if v >= 100.0 {
                     format!("{v:.0}")
+                } else if v < 10.0 {
+                    format!("{v:.2}")
                 } else {
                     format!("{v:.1}")
                 },
@@ -124,8 +131,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(())
     };
-    draw(&panels[0], "messages/s (higher is better)", "messages per second", &|r| r.rate)?;
-    draw(&panels[1], "p99 round trip (lower is better)", "microseconds", &|r| r.p99)?;
+    let mut next = panels.iter();
+    if with_cpu {
+        let area = next.next().ok_or("no panel")?;
+        draw(area, "server CPU per message (lower is better)", "CPU microseconds", &|r| r.cpu.unwrap_or(0.0))?;
+    }
+    let area = next.next().ok_or("no panel")?;
+    draw(area, "messages/s (higher is better)", "messages per second", &|r| r.rate)?;
+    let area = next.next().ok_or("no panel")?;
+    draw(area, "p99 round trip (lower is better)", "microseconds", &|r| r.p99)?;
     let legend: Vec<String> = (1..=rounds).map(|r| format!("round {r}")).collect();
     for (k, label) in legend.iter().enumerate() {
         let x = 20 + 110 * k as i32;

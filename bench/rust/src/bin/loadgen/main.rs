@@ -6,7 +6,12 @@
 //! loadgen http --url http://HOST:PORT/PATH [same options] [--browser-headers]
 //! loadgen sse  --url ws://HOST:PORT/PATH   [same options as ws]
 //! loadgen idle --url ws://HOST:PORT/PATH   [--conns 10000] [--hold 10] [--parallel 200]
+//! loadgen broadcast --url ws://HOST:PORT/PATH [--conns 1000] [--rounds 200] [--warmup-rounds 20]
+//!              [--size 64] [--pid SERVER_PID] [--clk-tck 100]
 //! ```
+//!
+//! `ws`, `http` and `lines` take a comma-separated list of URLs: connection
+//! `i` goes to the `i % n`-th (load split over servers, e.g. two regions).
 //!
 //! - `ws`: `--conns` WebSocket connections, each a closed loop: send one
 //!   masked text frame of `--size` bytes, wait for the echo, repeat. After
@@ -24,6 +29,9 @@
 //! - `idle`: opens `--conns` WebSocket connections (at most `--parallel`
 //!   handshakes at a time), prints `ready <n> failed <m>`, holds them
 //!   `--hold` seconds, and exits.
+//! - `broadcast`: see [`broadcast`] (`bench/broadcast.sh`): `--conns`
+//!   subscribers on a region URL, one trigger connection, and per round the
+//!   time from the server's stamp to the last subscriber's receipt.
 //!
 //! Connections come from source addresses 127.0.0.2 … 127.0.0.51 in turn,
 //! so per-address handshake limits and ephemeral ports are not what is measured.
@@ -42,6 +50,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use lsl_websocket_bench::{HEAD_KEY, masked_text, quantile};
+
+mod broadcast;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -70,6 +80,8 @@ enum Mode {
     Http,
     Sse,
     Idle,
+    /// One region-scope broadcast to every subscriber per round (`broadcast.rs`).
+    Broadcast,
     /// Raw TCP lines (SPEC §13): the URL's path as the first line, then one line per message.
     Lines,
 }
@@ -80,6 +92,8 @@ struct Args {
     addr: SocketAddr,
     host: String,
     path: String,
+    /// Every `--url` given: (address, host, path); connection `i` uses the `i % n`-th.
+    targets: Vec<(SocketAddr, String, String)>,
     conns: usize,
     secs: f64,
     warmup: f64,
@@ -93,6 +107,19 @@ struct Args {
     clk_tck: f64,
     /// `http`: send the headers a browser's `fetch` sends, not the minimum.
     browser_headers: bool,
+    /// `broadcast`: measured rounds, and rounds before them.
+    rounds: usize,
+    warmup_rounds: usize,
+}
+
+impl Args {
+    /// These arguments with connection `i`'s target as the address.
+    fn for_conn(&self, i: usize) -> Args {
+        let mut a = self.clone();
+        let (addr, host, path) = self.targets[i % self.targets.len()].clone();
+        (a.addr, a.host, a.path) = (addr, host, path);
+        a
+    }
 }
 
 fn parse_args() -> Args {
@@ -102,6 +129,7 @@ fn parse_args() -> Args {
         Some("http") => Mode::Http,
         Some("sse") => Mode::Sse,
         Some("idle") => Mode::Idle,
+        Some("broadcast") => Mode::Broadcast,
         Some("lines") => Mode::Lines,
         _ => usage(),
     };
@@ -111,7 +139,12 @@ fn parse_args() -> Args {
         addr: "127.0.0.1:1".parse().unwrap(),
         host: String::new(),
         path: String::new(),
-        conns: if mode == Mode::Idle { 10_000 } else { 100 },
+        targets: Vec::new(),
+        conns: match mode {
+            Mode::Idle => 10_000,
+            Mode::Broadcast => 1000,
+            _ => 100,
+        },
         secs: 10.0,
         warmup: 1.0,
         size: 64,
@@ -121,6 +154,8 @@ fn parse_args() -> Args {
         pid: None,
         clk_tck: 100.0,
         browser_headers: false,
+        rounds: 200,
+        warmup_rounds: 20,
     };
     while let Some(arg) = it.next() {
         if arg == "--browser-headers" {
@@ -140,21 +175,22 @@ fn parse_args() -> Args {
             "--parallel" => a.parallel = num() as usize,
             "--pid" => a.pid = Some(num() as u32),
             "--clk-tck" => a.clk_tck = num(),
+            "--rounds" => a.rounds = num() as usize,
+            "--warmup-rounds" => a.warmup_rounds = num() as usize,
             _ => usage(),
         }
     }
-    let url = url.unwrap_or_else(|| usage());
-    let rest = url.strip_prefix("ws://").or_else(|| url.strip_prefix("http://")).unwrap_or_else(|| usage());
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    a.addr = host.parse().unwrap_or_else(|_| usage());
-    a.host = host.to_string();
-    a.path = path;
-    a
+    for url in url.unwrap_or_else(|| usage()).split(',') {
+        let rest = url.strip_prefix("ws://").or_else(|| url.strip_prefix("http://")).unwrap_or_else(|| usage());
+        let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+        a.targets.push((host.parse().unwrap_or_else(|_| usage()), host.to_string(), path));
+    }
+    a.for_conn(0)
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen ws|http|sse|idle|lines --url URL [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
+        "usage: loadgen ws|http|sse|idle|lines|broadcast --url URL[,URL...] [--conns N] [--secs S] [--warmup S] [--size B] [--threads T] [--pid P]"
     );
     std::process::exit(2)
 }
@@ -225,6 +261,11 @@ impl Conn {
 
     /// The next data frame's payload length (pings are answered, pongs skipped).
     async fn ws_message(&mut self) -> std::io::Result<usize> {
+        Ok(self.ws_payload().await?.len())
+    }
+
+    /// The next data frame's payload (pings are answered, pongs skipped).
+    async fn ws_payload(&mut self) -> std::io::Result<Vec<u8>> {
         loop {
             let p = self.pending();
             if p.len() >= 2 {
@@ -247,7 +288,7 @@ impl Conn {
                         }
                         0xa => continue,
                         0x8 => return Err(std::io::Error::other("server closed")),
-                        _ => return Ok(len),
+                        _ => return Ok(payload),
                     }
                 }
             }
@@ -368,6 +409,7 @@ struct Window {
 
 async fn closed_loop(args: Arc<Args>, i: usize, window: Arc<Window>, stop: Arc<AtomicBool>) -> Tally {
     let mut tally = Tally::default();
+    let args = args.for_conn(i);
     if let Err(e) = closed_loop_inner(&args, i, &window, &stop, &mut tally).await {
         tally.error = Some(e.to_string());
     }
@@ -625,6 +667,7 @@ fn main() {
     .expect("a runtime");
     match args.mode {
         Mode::Idle => runtime.block_on(idle(args)),
+        Mode::Broadcast => runtime.block_on(broadcast::run(args)),
         _ => runtime.block_on(load(args)),
     }
 }
