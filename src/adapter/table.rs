@@ -63,6 +63,7 @@ impl<L: Link> Table<L> {
     }
 
     /// The runtime side of a live connection (for runtimes whose loop owns the sockets).
+    #[cfg(feature = "mio")]
     pub(crate) fn link_mut(&mut self, conn: ConnectionId) -> Option<&mut L> {
         self.map.get_mut(&conn).map(|entry| &mut entry.link)
     }

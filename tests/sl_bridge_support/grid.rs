@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lsl_websocket::adapter::Handler;
 use lsl_websocket::adapter::tokio::{Handle, Server};
+use lsl_websocket::adapter::{Handler, OsEntropy};
 use lsl_websocket::{Config, Event, EventKind, HttpMethod, Key, Region, ScriptInfo};
 use serde_json::{Value, json};
 
@@ -140,7 +140,14 @@ impl Grid {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let server = Server::bind("127.0.0.1:0", config, script).await.expect("bind the grid");
+                // Built by hand, not with `Server::bind`: the grid's TLS is a
+                // front in another thread, so the region keeps the
+                // `secure_authority` the test gave it.
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the grid");
+                let local = listener.local_addr().expect("address").to_string();
+                let entropy = OsEntropy::new().expect("entropy");
+                let region = Region::new(Config { authority: local, ..config }, Box::new(entropy), Instant::now());
+                let server = Server::from_listener(listener, region, script);
                 let _ = ready_tx.send((server.handle(), server.local_addr().expect("address")));
                 server.run().await;
             });
