@@ -111,7 +111,7 @@
 //! |---|---|
 //! | `llRequestWebsocket(list options)` | [`Region::request_websocket`] with [`ScriptInfo`] and [`WebsocketRequest`]; answer as [`Event`] of kind [`EventKind::UrlGranted`] / [`EventKind::UrlDenied`] ([`DenyReason`]) |
 //! | `WS_SCOPE`, `WS_SECURE`, `WS_DOMAIN`, `WS_MAX_MESSAGE` | [`WebsocketRequest::scope`] ([`Scope`]), [`secure`](WebsocketRequest::secure), [`domain`](WebsocketRequest::domain), [`max_message`](WebsocketRequest::max_message) |
-//! | `llReleaseWebsocket(string url)` | [`Region::release_websocket`]; one region domain: [`Region::release_domain`] |
+//! | `llReleaseWebsocket(string url)` | [`Region::release_websocket`]; one region domain: [`Region::release_domain`]; by the embedder, naming its own cause: [`Region::release_websocket_with_reason`] |
 //! | `llWebsocketSend(key session, string text)` | [`Region::websocket_send`] → `Result<(), SendError>` |
 //! | `llWebsocketBroadcast(string domain, string text)` | [`Region::websocket_broadcast`] |
 //! | `llWebsocketClose(key session, integer code, string reason)` | [`Region::websocket_close`] → `Result<(), CloseError>` |

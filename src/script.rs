@@ -278,4 +278,7 @@ pub enum ReleaseError {
     /// The URL is not live, or not this script's.
     #[error("no such live URL for this script")]
     UnknownUrl,
+    /// The close reason given is longer than 123 bytes.
+    #[error("close reason is {0} bytes, more than 123")]
+    ReasonTooLong(usize),
 }

@@ -206,7 +206,7 @@ fn after_the_grace_sessions_close_1001_and_the_script_gets_a_new_url() {
     c.send("nobody home");
     let (code, reason) = c.recv_close();
     assert_eq!(code, 1001);
-    assert_eq!(reason, "url released");
+    assert_eq!(reason, "script gone: not registered again within 1 s");
     wait_until("the script was dropped", || bridge.stat("expired") == 1);
     grid.tell_on_rez();
     let fresh = grid.ws_url();

@@ -323,6 +323,34 @@ fn release_of_a_url_not_ones_own_fails_and_changes_nothing() {
     assert_eq!(sim.status(conn), 101);
 }
 
+#[test]
+fn an_embedder_release_closes_1001_with_its_own_reason() {
+    let mut w = world();
+    let mark = w.sim.mark();
+    let reason = "script gone: not registered again within 60 s";
+    let too_long = "x".repeat(124);
+    let (a, url, client) = (w.a, w.a_url.clone(), w.a_client);
+    assert_eq!(
+        w.sim.region.release_websocket_with_reason(w.sim.now, a.script, &url, &too_long),
+        Err(ReleaseError::ReasonTooLong(124))
+    );
+    w.sim.region.release_websocket_with_reason(w.sim.now, a.script, &url, reason).unwrap();
+    w.sim.pump();
+    let notices: Vec<_> = w
+        .sim
+        .log_since(mark)
+        .iter()
+        .filter(|o| matches!(o, Output::Revoked { url: u, .. } if *u == url))
+        .cloned()
+        .collect();
+    assert_eq!(notices, [Output::Revoked { url: url.clone(), cause: Cause::Released }]);
+    assert_eq!(w.sim.close_frames(client.conn), [(Some(1001), reason.to_string())]);
+    assert!(w.sim.events(a.script).is_empty(), "nothing of the URL reaches the script");
+    let conn = w.sim.try_handshake(&upgrade_head(&path_of(&url)));
+    assert_eq!(w.sim.status(conn), 404);
+    assert_untouched(&mut w);
+}
+
 // ------------------------------------------------------------------ grants, budget, deny reasons
 
 fn denied(sim: &mut Sim, who: ScriptInfo, request: &WebsocketRequest, reason: DenyReason) {

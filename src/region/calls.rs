@@ -48,18 +48,41 @@ impl Region {
     /// closed with 1001 `url released`. Given the region endpoint's URL, the
     /// script stops listening on all its domains (see [`release_domain`](Region::release_domain) for one).
     pub fn release_websocket(&mut self, now: Instant, script: Key, url: &str) -> Result<(), ReleaseError> {
+        self.release_websocket_with_reason(now, script, url, Cause::Released.reason())
+    }
+
+    /// [`release_websocket`](Region::release_websocket) for an embedder that
+    /// releases on the script's behalf and knows why (a bridge whose remote
+    /// script is gone): the sessions close 1001 with `reason` (at most 123
+    /// bytes) instead of `url released`. [`Output::Revoked`]
+    /// still names [`Cause::Released`].
+    pub fn release_websocket_with_reason(
+        &mut self,
+        now: Instant,
+        script: Key,
+        url: &str,
+        reason: &str,
+    ) -> Result<(), ReleaseError> {
         self.now = self.now.max(now);
+        if reason.len() > 123 {
+            return Err(ReleaseError::ReasonTooLong(reason.len()));
+        }
         match url::cap_of_url(url).and_then(|cap| self.urls.resolve(cap)).ok_or(ReleaseError::UnknownUrl)? {
             Resolved::Endpoint => {
-                let before = self.urls.len();
-                self.revoke_where(Cause::Released, |u| u.script == script && u.domain.is_some());
-                if self.urls.len() < before { Ok(()) } else { Err(ReleaseError::UnknownUrl) }
+                let ids = self.urls.select(|u| u.script == script && u.domain.is_some());
+                if ids.is_empty() {
+                    return Err(ReleaseError::UnknownUrl);
+                }
+                for id in ids {
+                    self.revoke_because(id, Cause::Released, reason);
+                }
+                Ok(())
             }
             Resolved::Url(id) => {
                 if !self.urls.get(id).is_some_and(|u| u.script == script && u.url == url) {
                     return Err(ReleaseError::UnknownUrl);
                 }
-                self.revoke(id, Cause::Released);
+                self.revoke_because(id, Cause::Released, reason);
                 Ok(())
             }
         }

@@ -89,6 +89,11 @@ impl Region {
     /// The heart of SPEC §4: the capability stops resolving, sessions are
     /// closed 1001 without telling the script, queued events are purged.
     pub(super) fn revoke(&mut self, id: UrlIdx, cause: Cause) {
+        self.revoke_because(id, cause, cause.reason());
+    }
+
+    /// [`revoke`](Region::revoke) with the 1001 close's reason given.
+    pub(super) fn revoke_because(&mut self, id: UrlIdx, cause: Cause, reason: &str) {
         let Some(record) = self.urls.remove(id) else { return };
         self.queues.purge(record.queue, id);
         match &record.domain {
@@ -106,7 +111,7 @@ impl Region {
             }
             None => {
                 for &idx in &record.sessions {
-                    let (t, close) = (self.transport(idx), self.close_message(idx, 1001, cause.reason()));
+                    let (t, close) = (self.transport(idx), self.close_message(idx, 1001, reason));
                     if self.silence(idx) {
                         self.queue(idx, close);
                         self.start_closing(idx, t);

@@ -418,8 +418,9 @@ impl Bridge {
             remote.token,
             self.settings.limits.grace.as_secs()
         );
+        let reason = format!("script gone: not registered again within {} s", self.settings.limits.grace.as_secs());
         for url in [remote.ws, remote.wss].into_iter().flatten() {
-            let _ = region.release_websocket(now, script, &url);
+            let _ = region.release_websocket_with_reason(now, script, &url, &reason);
         }
     }
 
