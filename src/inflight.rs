@@ -8,6 +8,7 @@ use std::time::Instant;
 use slotmap::SlotMap;
 
 use crate::hash::Map;
+use crate::http::readable::Readable;
 use crate::http::{ContentType, HttpError};
 use crate::index::{ConnIdx, ReqIdx, ScriptIdx, UrlIdx};
 use crate::key::Key;
@@ -23,8 +24,8 @@ pub(crate) struct Request {
     pub(crate) url: UrlIdx,
     pub(crate) queue: ScriptIdx,
     pub(crate) script: Key,
-    /// Headers readable by the script: lower-case names, values cut to 255 bytes.
-    pub(crate) headers: Box<[(Box<str>, Box<str>)]>,
+    /// Headers readable by the script (the raw head, looked into on demand).
+    pub(crate) headers: Readable,
     /// Headers are readable until then (30 s after the event); set with the event.
     pub(crate) headers_until: Option<Instant>,
     pub(crate) content_type: ContentType,

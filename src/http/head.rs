@@ -7,7 +7,7 @@
 use crate::config::Config;
 
 /// How many headers a request head may carry before it is answered 431.
-const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 
 /// The path prefixes of HTTP-in URLs: plain and secure.
 pub(crate) const PREFIX: &str = "/lslhttp/";
@@ -34,8 +34,9 @@ pub(crate) struct Head<'a> {
     pub(crate) close: bool,
     /// The `charset` of `Content-Type`, if any.
     pub(crate) charset: Option<&'a str>,
-    /// Every header, names lower-cased, values as sent (not yet cut).
-    pub(crate) headers: Vec<(String, &'a [u8])>,
+    /// The values of the configured forwarded header, in order (empty, so
+    /// unallocated, unless a proxy sent it).
+    pub(crate) forwarded: Vec<&'a [u8]>,
 }
 
 /// Outcome of offering the bytes received so far.
@@ -85,11 +86,28 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     let mut close = version == 0;
     let mut expect_continue = false;
     let mut charset = None;
-    let mut kept = Vec::with_capacity(req.headers.len());
+    let mut forwarded = Vec::new();
+    let forwarded_name = config.forwarded_header.name();
     for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
+        // Only the names that matter are lower-cased, on the stack.
+        let mut lower = [0u8; 17];
+        let name = match h.name.len() {
+            n if n <= lower.len() => {
+                lower[..n].copy_from_slice(h.name.as_bytes());
+                lower[..n].make_ascii_lowercase();
+                std::str::from_utf8(&lower[..n]).unwrap_or_default()
+            }
+            _ => "",
+        };
+        if h.name.eq_ignore_ascii_case(forwarded_name) {
+            forwarded.push(h.value);
+        }
+        const WATCHED: [&str; 5] = ["content-length", "transfer-encoding", "connection", "expect", "content-type"];
+        if !WATCHED.contains(&name) {
+            continue;
+        }
         let text = std::str::from_utf8(h.value).map(str::trim);
-        match (name.as_str(), text) {
+        match (name, text) {
             ("content-length", Ok(v)) => {
                 let Ok(n) = v.parse::<u64>() else { return Parsed::Refused(400) };
                 // Two different lengths are a smuggling attempt.
@@ -119,7 +137,6 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
             ("content-type", Ok(v)) => charset = charset_param(v),
             _ => {}
         }
-        kept.push((name, h.value));
     }
     let framing = match (chunked, length) {
         // Both at once is how requests are smuggled past proxies.
@@ -128,7 +145,7 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
         (true, None) => Framing::Chunked,
         (false, n) => Framing::Length(n.unwrap_or(0)),
     };
-    let head = Head { method, target, framing, expect_continue, close, charset, headers: kept };
+    let head = Head { method, target, framing, expect_continue, close, charset, forwarded };
     Parsed::Complete(head, len)
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod body;
 pub(crate) mod charset;
 pub(crate) mod conn;
 pub(crate) mod head;
+pub(crate) mod readable;
 pub(crate) mod response;
 
 /// The `method` of an `http_request` event: a request's method, or

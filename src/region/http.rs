@@ -10,6 +10,7 @@ use super::{Output, Region, ScriptInfo};
 use crate::conns::Kind;
 use crate::http::conn::{HttpIn, Phase};
 use crate::http::head::{self, Head, Parsed};
+use crate::http::readable::Readable;
 use crate::http::{ContentType, HttpError, HttpMethod, body::Body, charset, response};
 use crate::index::{ConnIdx, ReqIdx};
 use crate::inflight::Request;
@@ -18,9 +19,6 @@ use crate::lifecycle::Cause;
 use crate::script::{Event, EventKind, ReleaseError, Text};
 use crate::urls::Resolved;
 use crate::{trust, url};
-
-/// Header names the core answers itself; a request's own headers of these names are ignored.
-const CORE_HEADERS: [&str; 4] = ["x-script-url", "x-path-info", "x-query-string", "x-remote-ip"];
 
 impl Region {
     /// `llRequestURL`: returns the request key at once; the answer comes as an
@@ -107,7 +105,8 @@ impl Region {
         if r.headers_until.is_none_or(|until| self.now >= until) {
             return String::new();
         }
-        r.headers.iter().find(|(n, _)| &**n == name).map(|(_, v)| v.to_string()).unwrap_or_default()
+        let script_url = self.urls.get(r.url).map_or("", |u| u.url.strip_suffix('/').unwrap_or(&u.url));
+        r.headers.get(name, script_url, self.config.max_header_value).unwrap_or_default()
     }
 
     /// `llGetFreeURLs`: URLs `owner` may still request in this region, HTTP-in
@@ -149,8 +148,7 @@ impl Region {
             }
             Parsed::Complete(head, len) => (head, len),
         };
-        let forwarded = self.config.forwarded_header.name();
-        let hops = head.headers.iter().filter(|(name, _)| name.as_str() == forwarded).map(|(_, value)| *value);
+        let hops = head.forwarded.iter().copied();
         let client = trust::client_of(remote, &self.config.trusted_proxies, self.config.forwarded_header, hops);
         if !self.rate.allow(now, client) {
             self.http_refuse(idx, 429);
@@ -165,10 +163,10 @@ impl Region {
         let secure = head.target.starts_with(head::SECURE_PREFIX);
         let prefix = if secure { head::SECURE_PREFIX } else { head::PREFIX };
         let found = url::parse_target_under(head.target, prefix).and_then(|t| match self.urls.resolve(t.cap) {
-            Some(Resolved::Url(id)) if self.urls.get(id).is_some_and(|u| u.http == Some(secure)) => Some((t, id)),
+            Some(Resolved::Url(id)) if self.urls.get(id).is_some_and(|u| u.http == Some(secure)) => Some(id),
             _ => None,
         });
-        let Some((target, url)) = found else { return self.http_refuse(idx, 404) };
+        let Some(url) = found else { return self.http_refuse(idx, 404) };
         let Some(method) = HttpMethod::of_request(head.method) else { return self.http_refuse(idx, 405) };
         let Some(record) = self.urls.get_mut(url) else { return self.http_refuse(idx, 404) };
         let (queue, script) = (record.queue, record.script);
@@ -181,19 +179,6 @@ impl Region {
             return self.http_refuse(idx, 413);
         }
         record.sessions.push(idx);
-        let cut = |s: &str| charset::cut_str(s, self.config.max_header_value).into();
-        let script_url = record.url.strip_suffix('/').unwrap_or(&record.url);
-        let mut headers: Vec<(Box<str>, Box<str>)> = vec![
-            ("x-script-url".into(), cut(script_url)),
-            ("x-path-info".into(), cut(target.path_info)),
-            ("x-query-string".into(), cut(target.query)),
-            ("x-remote-ip".into(), remote.to_string().into()),
-        ];
-        for (name, value) in &head.headers {
-            if !CORE_HEADERS.contains(&name.as_str()) && !headers.iter().any(|(n, _)| **n == **name) {
-                headers.push((name.as_str().into(), cut(String::from_utf8_lossy(value).trim())));
-            }
-        }
         let id = self.mint_key();
         let request = Request {
             id,
@@ -201,7 +186,7 @@ impl Region {
             url,
             queue,
             script,
-            headers: headers.into_boxed_slice(),
+            headers: Readable::new(&buf[..len], remote),
             headers_until: None,
             content_type: ContentType::Text,
             close: head.close,
@@ -363,7 +348,7 @@ impl Region {
             // Unreadable from now on, so not worth holding either.
             *until = None;
             if let Some(r) = h.req.and_then(|req| self.inflight.get_mut(req)) {
-                r.headers = Box::default();
+                r.headers = Readable::default();
             }
             return self.arm(idx);
         }

@@ -87,12 +87,22 @@ impl Drop for TempDir {
     }
 }
 
-/// A free TCP port on `ip`: bound, read and released. The proxy binds it a
-/// moment later; the kernel does not hand a just-released port out again at
-/// once, so another test taking it meanwhile is unlikely (and then fails loudly).
+/// A free TCP port on `ip`: bound, read and released, for a proxy to bind
+/// a moment later. Linux may hand a just-released port out again at once
+/// (two calls in a row have returned the same one), so no port is handed
+/// out twice in one test process; another process taking it meanwhile is
+/// unlikely, and then fails loudly.
 pub fn free_port(ip: &str) -> SocketAddr {
-    let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
-    listener.local_addr().unwrap()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+        let addr = listener.local_addr().unwrap();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 /// A proxy process; killed (by its own handle) when dropped.
