@@ -19,17 +19,28 @@ pub fn masked_text(len: usize) -> Vec<u8> {
 
 /// One masked client text frame carrying `text`.
 pub fn masked(text: &[u8]) -> Vec<u8> {
+    masked_frame(0x81, text)
+}
+
+/// One masked client frame with first byte `first` (FIN, RSV bits, opcode)
+/// and `payload`, of any length.
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let len = text.len();
-    let mut frame = vec![0x81];
-    if len < 126 {
-        frame.push(0x80 | len as u8);
-    } else {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    let len = payload.len();
+    let mut frame = vec![first];
+    match len {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
     }
     frame.extend_from_slice(&mask);
-    frame.extend(text.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
 }
 

@@ -14,36 +14,13 @@ use tungstenite::Message;
 use crate::clients::Ctx;
 use crate::counters::{add, bump};
 use crate::net;
-
-/// A masked client frame (mask key 0, so the payload is as given).
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![first];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
+use lsl_websocket_bench::masked_frame;
 
 /// A WebSocket session on `url` as a raw stream, after its 101.
 fn upgraded(ctx: &Ctx, source: IpAddr, url: &str) -> Option<Box<dyn net::Stream>> {
     let (_, _, path) = net::split(url);
     let mut s = net::connect(source, url, &ctx.tls).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .ok()?;
+    s.write_all(net::upgrade_head(&path).as_bytes()).ok()?;
     let mut head = Vec::new();
     let mut byte = [0u8];
     while !head.ends_with(b"\r\n\r\n") {
@@ -101,14 +78,10 @@ pub fn run(ctx: Ctx, source: IpAddr, flood: IpAddr) {
             // Reset in the middle of a frame.
             0 => {
                 if let Ok(mut s) = net::tcp(source, addr) {
-                    let head = format!(
-                        "GET {path} HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                    );
-                    let _ = s.write_all(head.as_bytes());
+                    let _ = s.write_all(net::upgrade_head(&path).as_bytes());
                     let mut buf = [0u8; 512];
                     let _ = s.read(&mut buf);
-                    let f = frame(0x81, &[b'y'; 100]);
+                    let f = masked_frame(0x81, &[b'y'; 100]);
                     let _ = s.write_all(&f[..40]);
                     reset(s);
                 }
@@ -117,7 +90,7 @@ pub fn run(ctx: Ctx, source: IpAddr, flood: IpAddr) {
             1 => {
                 if let Some(mut s) = upgraded(&ctx, source, &object) {
                     for _ in 0..200 {
-                        if s.write_all(&frame(0x81, &[b'z'; 1000])).is_err() {
+                        if s.write_all(&masked_frame(0x81, &[b'z'; 1000])).is_err() {
                             break;
                         }
                     }
@@ -145,14 +118,14 @@ pub fn run(ctx: Ctx, source: IpAddr, flood: IpAddr) {
             4 => expect(
                 "fault 1009",
                 upgraded(&ctx, source, &object).is_some_and(|mut s| {
-                    s.write_all(&frame(0x81, &[b'o'; 5000])).is_ok() && close_code(&mut *s) == Some(1009)
+                    s.write_all(&masked_frame(0x81, &[b'o'; 5000])).is_ok() && close_code(&mut *s) == Some(1009)
                 }),
             ),
             // Malformed frame (RSV bits set): closed 1002.
             5 => expect(
                 "fault 1002",
                 upgraded(&ctx, source, &object).is_some_and(|mut s| {
-                    s.write_all(&frame(0xf1, b"bad")).is_ok() && close_code(&mut *s) == Some(1002)
+                    s.write_all(&masked_frame(0xf1, b"bad")).is_ok() && close_code(&mut *s) == Some(1002)
                 }),
             ),
             // Malformed request line: 400; an oversized head: 431.

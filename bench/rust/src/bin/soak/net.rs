@@ -120,15 +120,20 @@ impl Http {
     }
 }
 
+/// A WebSocket upgrade request head for `path`.
+pub fn upgrade_head(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        lsl_websocket_bench::HEAD_KEY
+    )
+}
+
 /// The status of a WebSocket handshake attempt on `url`: 101, or the refusal's.
 pub fn upgrade_status(source: IpAddr, url: &str, tls: &Arc<rustls::ClientConfig>) -> io::Result<u16> {
     let (_, _, path) = split(url);
     let mut s = connect(source, url, tls)?;
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    s.write_all(head.as_bytes())?;
+    s.write_all(upgrade_head(&path).as_bytes())?;
     s.flush()?;
     let mut r = BufReader::new(s);
     let mut line = String::new();
