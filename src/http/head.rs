@@ -63,6 +63,9 @@ pub(crate) fn is_under(buf: &[u8], prefix: &str) -> bool {
     buf[space + 1..].starts_with(prefix.as_bytes())
 }
 
+/// The headers the parser acts on, lower case.
+const WATCHED: [&str; 5] = ["content-length", "transfer-encoding", "connection", "expect", "content-type"];
+
 /// Parses a request head, enforcing the head limit.
 pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -89,23 +92,12 @@ pub(crate) fn parse<'a>(buf: &'a [u8], config: &Config) -> Parsed<'a> {
     let mut forwarded = Vec::new();
     let forwarded_name = config.forwarded_header.name();
     for h in req.headers.iter() {
-        // Only the names that matter are lower-cased, on the stack.
-        let mut lower = [0u8; 17];
-        let name = match h.name.len() {
-            n if n <= lower.len() => {
-                lower[..n].copy_from_slice(h.name.as_bytes());
-                lower[..n].make_ascii_lowercase();
-                std::str::from_utf8(&lower[..n]).unwrap_or_default()
-            }
-            _ => "",
-        };
         if h.name.eq_ignore_ascii_case(forwarded_name) {
             forwarded.push(h.value);
         }
-        const WATCHED: [&str; 5] = ["content-length", "transfer-encoding", "connection", "expect", "content-type"];
-        if !WATCHED.contains(&name) {
-            continue;
-        }
+        // Only the headers that shape framing are looked at; the script's
+        // headers are read later from the kept head (`http::readable`).
+        let Some(name) = WATCHED.into_iter().find(|w| h.name.eq_ignore_ascii_case(w)) else { continue };
         let text = std::str::from_utf8(h.value).map(str::trim);
         match (name, text) {
             ("content-length", Ok(v)) => {

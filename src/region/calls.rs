@@ -69,14 +69,10 @@ impl Region {
         }
         match url::cap_of_url(url).and_then(|cap| self.urls.resolve(cap)).ok_or(ReleaseError::UnknownUrl)? {
             Resolved::Endpoint => {
-                let ids = self.urls.select(|u| u.script == script && u.domain.is_some());
-                if ids.is_empty() {
-                    return Err(ReleaseError::UnknownUrl);
+                match self.revoke_where_because(Cause::Released, reason, |u| u.script == script && u.domain.is_some()) {
+                    0 => Err(ReleaseError::UnknownUrl),
+                    _ => Ok(()),
                 }
-                for id in ids {
-                    self.revoke_because(id, Cause::Released, reason);
-                }
-                Ok(())
             }
             Resolved::Url(id) => {
                 if !self.urls.get(id).is_some_and(|u| u.script == script && u.url == url) {

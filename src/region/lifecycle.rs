@@ -81,9 +81,22 @@ impl Region {
     }
 
     pub(super) fn revoke_where(&mut self, cause: Cause, pred: impl Fn(&UrlRecord) -> bool) {
-        for idx in self.urls.select(pred) {
-            self.revoke(idx, cause);
+        self.revoke_where_because(cause, cause.reason(), pred);
+    }
+
+    /// [`revoke_where`](Region::revoke_where) with the 1001 close's reason
+    /// given; how many URLs it revoked.
+    pub(super) fn revoke_where_because(
+        &mut self,
+        cause: Cause,
+        reason: &str,
+        pred: impl Fn(&UrlRecord) -> bool,
+    ) -> usize {
+        let ids = self.urls.select(pred);
+        for &idx in &ids {
+            self.revoke_because(idx, cause, reason);
         }
+        ids.len()
     }
 
     /// The heart of SPEC §4: the capability stops resolving, sessions are
