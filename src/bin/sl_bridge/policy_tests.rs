@@ -15,6 +15,13 @@ fn text(session: u8, text: &str) -> Record {
     Record { session: key(session), kind: Kind::Text, text: text.to_string() }
 }
 
+/// The fake clock's origin. `Instant` has no constructor, so this is the
+/// only clock read: the policy never reads one, and every later time is
+/// `t0 + offset`, so the tests do not depend on how long they take.
+fn origin() -> Instant {
+    Instant::now()
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -30,7 +37,7 @@ fn answered(q: &mut Queue, now: Instant, d: &Delivery) -> Done {
 
 #[test]
 fn each_session_in_order_one_delivery_at_a_time() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits::default());
     for r in [text(1, "a1"), text(1, "a2"), text(2, "b1"), text(1, "a3")] {
         assert!(q.push(r));
@@ -48,7 +55,7 @@ fn each_session_in_order_one_delivery_at_a_time() {
 
 #[test]
 fn in_flight_cap_and_bounded_queue() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits { in_flight: 2, queue: 3, ..Limits::default() });
     assert!(q.push(text(1, "x")) && q.push(text(2, "y")) && q.push(text(3, "z")));
     assert!(!q.has_room());
@@ -63,7 +70,7 @@ fn in_flight_cap_and_bounded_queue() {
 
 #[test]
 fn batches_fit_the_body_and_keep_order() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = Queue::new(Limits::default(), "http://grid/a/".into());
     let long = "l".repeat(2048);
     for r in [text(1, "a 1"), text(2, "b1"), text(1, "a2"), text(3, &long), text(2, "b2")] {
@@ -83,7 +90,7 @@ fn batches_fit_the_body_and_keep_order() {
 
 #[test]
 fn busy_is_retried_after_retry_after_then_backs_off() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits::default());
     q.push(text(1, "m"));
     let d = q.poll_delivery(t0).unwrap();
@@ -104,7 +111,7 @@ fn busy_is_retried_after_retry_after_then_backs_off() {
 
 #[test]
 fn a_retry_holds_its_slot_and_its_session() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits { in_flight: 1, ..Limits::default() });
     q.push(text(1, "first"));
     q.push(text(2, "other"));
@@ -117,7 +124,7 @@ fn a_retry_holds_its_slot_and_its_session() {
 
 #[test]
 fn gives_up_after_the_tries_and_names_the_sessions() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = Queue::new(Limits { attempts: 3, ..Limits::default() }, "http://grid/a/".into());
     q.push(text(1, "a"));
     q.push(text(2, "b"));
@@ -143,7 +150,7 @@ fn gives_up_after_the_tries_and_names_the_sessions() {
 
 #[test]
 fn a_failure_for_good_is_not_retried() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits::default());
     q.push(text(7, "x"));
     let d = q.poll_delivery(t0).unwrap();
@@ -154,7 +161,7 @@ fn a_failure_for_good_is_not_retried() {
 
 #[test]
 fn gone_waits_for_a_new_url_and_redelivers_in_order() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits::default());
     q.push(text(1, "a1"));
     q.push(text(1, "a2"));
@@ -178,7 +185,7 @@ fn gone_waits_for_a_new_url_and_redelivers_in_order() {
 
 #[test]
 fn grace_runs_out() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits { grace: Duration::from_secs(5), ..Limits::default() });
     q.push(text(1, "a"));
     let d = q.poll_delivery(t0).unwrap();
@@ -189,7 +196,7 @@ fn grace_runs_out() {
 
 #[test]
 fn a_404_from_the_old_url_does_not_stop_the_new_one() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits::default());
     q.push(text(1, "a"));
     q.push(text(2, "b"));
@@ -205,7 +212,7 @@ fn a_404_from_the_old_url_does_not_stop_the_new_one() {
 
 #[test]
 fn a_retry_after_beyond_the_cap_is_capped() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut q = single(Limits { max_backoff: Duration::from_secs(10), ..Limits::default() });
     q.push(text(1, "a"));
     let d = q.poll_delivery(t0).unwrap();
